@@ -1,0 +1,103 @@
+"""Generate reference/_generated/<section>.py from the closed forms of the derivations.
+
+Run `udm generate` (or `python -m derivations.codegen`) after editing a derivation; the
+test suite and `udm verify` fail while a generated file is out of date.
+"""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+from pathlib import Path
+
+from sympy.printing.numpy import NumPyPrinter
+
+from derivations.core import ClosedForm, Derivation
+from derivations.symbols import tex
+from udm import catalog, registry
+
+GENERATED_DIR = Path(__file__).resolve().parent.parent / "reference" / "_generated"
+DOMAIN_WORDS = {"real": "real", "positive": "> 0", "unit": "in (0, 1]", "open_unit": "in (0, 1)"}
+
+
+def derivations_of(section: str) -> list[tuple[str, Derivation]]:
+    """(dotted path, built Derivation) of every registered derivation in a section module."""
+    try:
+        module = importlib.import_module(f"derivations.{section}")
+    except ModuleNotFoundError:
+        return []
+    out = []
+    for reg in registry.runtime_registrations():
+        if reg.layer == "derivations" and reg.path.startswith(module.__name__ + "."):
+            builder = getattr(module, reg.path.rsplit(".", 1)[1])
+            out.append((reg.path, builder()))
+    return out
+
+
+def closed_forms(section: str) -> list[tuple[str, ClosedForm]]:
+    return [(path, cf) for path, d in derivations_of(section) for cf in d.results]
+
+
+def _function_source(source: str, cf: ClosedForm) -> str:
+    printer = NumPyPrinter({"fully_qualified_modules": True})
+    body = printer.doprint(cf.expr)
+    eqs = ", ".join(str(n) for n in cf.equations)
+    cites = ", ".join(f"({n})" for n in cf.equations)
+    domains = ", ".join(f"{a} {DOMAIN_WORDS[cf.domains[a]]}" for a in cf.args)
+    lhs = f"{cf.lhs} = " if cf.lhs else ""
+    doc = textwrap.dedent(f"""\
+        {cf.summary}, eq{"s" if len(cf.equations) > 1 else ""}. {cites}.
+
+        .. math:: {lhs}{tex(cf.expr)}
+
+        Domains: {domains}. Arguments broadcast; float64 NumPy in and out.
+        Generated from ``{source}``.""")
+    conversions = "\n".join(f'    {a} = as_float64("{a}", {a}, "{cf.domains[a]}")' for a in cf.args)
+    broadcast = ", ".join(f"{a}={a}" for a in cf.args)
+    doc = textwrap.indent(doc, "    ").lstrip()
+    return (
+        f"@register({eqs})\n"
+        f"def {cf.name}(*, {', '.join(cf.args)}):\n"
+        f'    r"""{doc}\n    """\n'
+        f"{conversions}\n"
+        f"    check_broadcast({broadcast})\n"
+        f"    return {body}\n"
+    )
+
+
+def render(section: str) -> str | None:
+    """Source text of reference/_generated/<section>.py, or None if nothing to generate."""
+    forms = closed_forms(section)
+    if not forms:
+        return None
+    names = [cf.name for _, cf in forms]
+    header = (
+        f'"""{catalog.section_title(section)}: closed forms generated from derivations/{section}.py.\n\n'
+        "Do not edit: run `udm generate`. Each function is the SymPy result printed as NumPy.\n"
+        '"""\n\n'
+        "import numpy\n\n"
+        "from reference._args import as_float64, check_broadcast\n"
+        "from udm import register\n\n"
+        f"__all__ = {names!r}\n"
+    )
+    return header + "".join(f"\n\n{_function_source(src, cf)}" for src, cf in forms)
+
+
+def generate(write: bool = True) -> dict[str, bool]:
+    """Regenerate every section; return {file: changed}. With write=False only compare."""
+    changed = {}
+    for section in catalog.SECTIONS:
+        text = render(section)
+        if text is None:
+            continue
+        path = GENERATED_DIR / f"{section}.py"
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+        changed[str(path)] = old != text
+        if write and old != text:
+            path.write_text(text, encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":
+    for file, was_changed in generate().items():
+        print(("updated " if was_changed else "unchanged ") + file)

@@ -1,0 +1,61 @@
+"""SymPy symbols named as in shared NOTATION.md, with the assumptions the paper makes.
+
+Symbol names are the Python names (so generated code reads `alpha_bar_t`); `tex()` renders
+them as the paper typesets them.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+positive = {"positive": True}
+real = {"real": True}
+
+# schedule (0 < alpha <= 1 is enforced by the reference layer; SymPy only needs > 0)
+alpha_t, alpha_bar_t, alpha_bar_prev = sp.symbols("alpha_t alpha_bar_t alpha_bar_prev", **positive)
+alpha_prev = sp.Symbol("alpha_prev", **positive)  # alpha_{t-1}
+var_q, var_theta, snr_t, snr_s = sp.symbols("var_q var_theta snr_t snr_s", **positive)
+# data and latents (one coordinate: every formula acts elementwise)
+x_0, x_t, x_prev, x_next, z, eps = sp.symbols("x_0 x_t x_prev x_next z eps", **real)
+x_0_hat, eps_hat, score, score_hat = sp.symbols("x_0_hat eps_hat score score_hat", **real)
+# generic Gaussian parameters (KL arguments as NOTATION fixes them)
+mean, mean_q, mean_p = sp.symbols("mean mean_q mean_p", **real)
+var, var_p = sp.symbols("var var_p", **positive)
+log_snr, omega = sp.symbols("log_snr omega", **real)
+guidance_scale = sp.Symbol("guidance_scale", **real)
+step_size, sigma = sp.symbols("step_size sigma", **positive)
+
+LATEX_NAMES = {
+    alpha_t: r"\alpha_t",
+    alpha_prev: r"\alpha_{t-1}",
+    alpha_bar_t: r"\bar\alpha_t",
+    alpha_bar_prev: r"\bar\alpha_{t-1}",
+    var_q: r"\sigma_q^2",
+    var_theta: r"\sigma_\theta^2",
+    snr_t: r"\mathrm{SNR}(t)",
+    snr_s: r"\mathrm{SNR}(s)",
+    x_0: "x_0",
+    x_t: "x_t",
+    x_prev: "x_{t-1}",
+    x_next: "x_{t+1}",
+    eps: r"\epsilon_0",
+    x_0_hat: r"\hat x_\theta(x_t, t)",
+    eps_hat: r"\hat\epsilon_\theta(x_t, t)",
+    score: r"\nabla\log p(x_t)",
+    score_hat: r"s_\theta(x_t, t)",
+    mean_q: r"\mu_q",
+    mean_p: r"\mu_p",
+    var_p: r"\sigma_p^2",
+    var: r"\sigma^2",
+    mean: r"\mu",
+    log_snr: r"\log\mathrm{SNR}",
+    omega: r"\omega_\eta(t)",
+    guidance_scale: r"\gamma",
+    step_size: "c",
+    sigma: r"\sigma",
+}
+
+
+def tex(expr, names: dict | None = None) -> str:
+    """LaTeX of `expr` in the paper's typography (`names`: extra symbol -> LaTeX)."""
+    return sp.latex(expr, symbol_names={**LATEX_NAMES, **(names or {})})

@@ -1,0 +1,1 @@
+"""Generated closed forms (see derivations/codegen.py); do not edit by hand."""

@@ -1,0 +1,258 @@
+"""The spine: catalog, registry (runtime and static views), import rules, the `udm` CLI."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from udm import catalog, registry
+from udm.cli import main
+
+
+@pytest.fixture(scope="module")
+def all_layers_imported():
+    for layer in registry.LAYERS:
+        pkg = importlib.import_module(layer)
+        for info in pkgutil.walk_packages(pkg.__path__, f"{layer}."):
+            importlib.import_module(info.name)
+
+
+# --- catalog --------------------------------------------------------------------------
+
+
+def test_catalog_numbers_are_contiguous():
+    numbers = sorted(catalog.load())
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) == 170  # the paper's last numbered equation is (170)
+
+
+def test_catalog_entries_are_consistent():
+    eqs = catalog.load()
+    order = [eqs[n].module for n in sorted(eqs)]
+    # sections appear in paper order, each as one contiguous block
+    blocks = [m for i, m in enumerate(order) if i == 0 or order[i - 1] != m]
+    assert blocks == list(catalog.SECTIONS)
+    for eq in eqs.values():
+        assert eq.kind in catalog.KINDS, eq
+        assert eq.latex.strip() and eq.role.strip(), eq
+        assert eq.confidence in ("high", "medium", "low"), eq
+        assert all(d in eqs and d < eq.number for d in eq.depends_on), eq
+
+
+def test_catalog_unknown_number_names_range():
+    with pytest.raises(KeyError, match=r"1\.\.170"):
+        catalog.get(171)
+
+
+# --- registration rules -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "cited"),
+    [
+        ("Posterior variance, eq. (85).", {85}),
+        ("eqs. (84), (85)", {84, 85}),
+        ("ELBO, eqs. (34)-(37).", {34, 35, 36, 37}),
+        ("see (85)", set()),  # no 'eq': a bare parenthesis is not a citation
+        (None, set()),
+    ],
+)
+def test_cited_equations(doc, cited):
+    assert registry.cited_equations(doc) == cited
+
+
+def _fake(module: str, doc: str | None):
+    def f():
+        pass
+
+    f.__module__, f.__doc__ = module, doc
+    return f
+
+
+@pytest.mark.parametrize(
+    ("eqs", "status", "module", "doc", "message"),
+    [
+        ((999,), None, "reference.x", "eq. (999)", "not in the catalog"),
+        ((0,), None, "reference.x", "eq. (0)", "not in the catalog"),
+        (("85",), None, "reference.x", "eq. (85)", "ints"),
+        ((), None, "reference.x", "eq. (85)", "at least one"),
+        ((85,), None, "reference.x", "Posterior variance.", r"must cite eq\. \(85\)"),
+        ((84, 85), None, "reference.x", "eq. (84)", r"must cite eq\. \(85\)"),
+        ((85,), None, "tests.x", "eq. (85)", "only derivations"),
+        ((85,), "symbolic", "reference.x", "eq. (85)", "only derivations declare"),
+        ((85,), None, "derivations.x", "eq. (85)", "must declare status"),
+        ((85,), "proven", "derivations.x", "eq. (85)", "not one of"),
+    ],
+)
+def test_register_refuses(eqs, status, module, doc, message):
+    before = len(registry.runtime_registrations())
+    with pytest.raises(registry.RegistrationError, match=message):
+        registry.register(*eqs, status=status)(_fake(module, doc))
+    assert len(registry.runtime_registrations()) == before
+
+
+# --- the registry against the code --------------------------------------------------------
+
+
+def test_every_registered_path_is_importable(all_layers_imported):
+    for record in registry.index().values():
+        for impls in record.implementations.values():
+            for impl in impls:
+                module, _, name = impl.path.rpartition(".")
+                obj = importlib.import_module(module)
+                for part in name.split("."):
+                    obj = getattr(obj, part)
+                assert record.number in obj.__equations__, impl
+
+
+def test_static_index_matches_runtime(all_layers_imported):
+    static = {
+        (impl.path, n)
+        for n, record in registry.index().items()
+        for impls in record.implementations.values()
+        for impl in impls
+    }
+    runtime = {
+        (r.path, n)
+        for r in registry.runtime_registrations()
+        for n in r.equations
+        if r.path.split(".")[0] in registry.LAYERS and "<locals>" not in r.path
+    }
+    assert static == runtime
+
+
+def test_every_public_function_is_registered(all_layers_imported):
+    unregistered = []
+    for layer in registry.LAYERS:
+        pkg = importlib.import_module(layer)
+        for info in pkgutil.walk_packages(pkg.__path__, f"{layer}."):
+            if any(part.startswith("_") for part in info.name.split(".")[1:-1]):
+                continue
+            if info.name.rsplit(".", 1)[1].startswith("_") and "_generated" not in info.name:
+                continue
+            if info.name in (f"{layer}.core", f"{layer}.symbols", f"{layer}.codegen"):
+                continue  # the derivation engine itself, not a formula
+            module = importlib.import_module(info.name)
+            for name, obj in vars(module).items():
+                if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+                    continue
+                if obj.__module__ != module.__name__:
+                    continue  # re-exported: registered where it is defined
+                if not hasattr(obj, "__equations__"):
+                    unregistered.append(f"{module.__name__}.{name}")
+    assert unregistered == []
+
+
+def test_statuses_are_known():
+    assert {r.status for r in registry.index().values()} <= set(registry.STATUSES)
+
+
+def test_tests_are_indexed_by_marker():
+    record = registry.index()[86]
+    assert any(node.startswith("tests/test_vdm.py::") for node in record.tests)
+
+
+# --- import rules ---------------------------------------------------------------------------
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+def test_reference_never_imports_torch():
+    mods = _modules_after("import reference, reference.vdm")
+    assert "torch" not in mods
+
+
+def test_torch_impl_never_imports_sympy():
+    mods = _modules_after("import torch_impl, torch_impl.vdm")
+    assert "sympy" not in mods
+
+
+def test_registry_and_cli_import_no_layer():
+    mods = _modules_after("import udm.cli, udm.registry; udm.registry.index()")
+    assert not mods & {"torch", "sympy", "reference", "torch_impl", "derivations"}
+
+
+# --- the udm command ------------------------------------------------------------------------
+
+
+def test_udm_eq_json_has_the_promised_keys():
+    result = CliRunner().invoke(main, ["eq", "86", "--json"])
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.output)
+    assert obj["number"] == 86
+    assert {"number", "section", "latex", "status", "implementations", "tests"} <= set(obj)
+    assert set(obj["implementations"]) == set(registry.LAYERS)
+    assert "torch_impl.vdm.kl_normal" in obj["implementations"]["torch_impl"]
+    assert obj["derivations"][0]["steps"][-1]["rule"] == "expectation"
+
+
+def test_udm_eq_text_names_file_and_line():
+    result = CliRunner().invoke(main, ["eq", "70"])
+    assert result.exit_code == 0
+    assert "torch_impl/vdm.py:" in result.output and "[sum_gaussians]" in result.output
+
+
+@pytest.mark.parametrize("arg", ["0", "9999", "abc", "-3"])
+def test_udm_eq_unknown_exits_2_with_one_line(arg):
+    proc = subprocess.run([sys.executable, "-m", "udm", "eq", arg], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "udm:" in proc.stderr
+
+
+def test_udm_coverage_lists_every_equation():
+    result = CliRunner().invoke(main, ["coverage", "--json"])
+    rows = json.loads(result.output)
+    assert [r["number"] for r in rows] == list(range(1, 171))
+    text = CliRunner().invoke(main, ["coverage"]).output
+    assert text.splitlines()[-1].split()[:2] == ["total", "170"]
+
+
+def test_udm_verify_passes_and_reports_rows():
+    result = CliRunner().invoke(main, ["verify", "86", "70", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert {r["number"] for r in rows} == {70, 86} and all(r["ok"] for r in rows)
+
+
+def test_udm_verify_fails_on_a_broken_step(monkeypatch):
+    import sympy as sp
+
+    from derivations import vdm
+    from derivations.core import Step
+
+    original = vdm.gaussian_kl
+
+    def broken():
+        d = original()
+        last = d.steps[-1]
+        d.steps[-1] = Step(
+            last.expr + sp.Rational(1, 10**6), last.rule, last.why, last.eq, over=last.over
+        )
+        return d
+
+    monkeypatch.setattr(vdm, "gaussian_kl", broken)
+    result = CliRunner().invoke(main, ["verify", "86"])
+    assert result.exit_code == 1
+    assert "FAIL" in result.output and "[expectation]" in result.output
+
+
+def test_generated_reference_is_up_to_date():
+    from derivations import codegen
+
+    assert not any(codegen.generate(write=False).values()), "run `udm generate`"

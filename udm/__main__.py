@@ -1,0 +1,3 @@
+from udm.cli import main
+
+main()

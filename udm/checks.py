@@ -1,0 +1,113 @@
+"""Argument checks shared by `reference` (NumPy) and `torch_impl` (PyTorch).
+
+Duck-typed: every check works on Python scalars, NumPy arrays and torch tensors alike,
+so neither layer imports the other. Checks run where a user enters (public functions,
+constructors); they raise `ValueError`/`TypeError` naming the argument and the valid range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+
+def _any(mask: Any) -> bool:
+    return bool(mask.any()) if hasattr(mask, "any") else bool(mask)
+
+
+def _is_numeric(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return False
+    kind = getattr(dtype, "kind", None)  # numpy
+    if kind is not None:
+        return kind in "iuf"
+    return bool(getattr(dtype, "is_floating_point", False)) or str(dtype).startswith(
+        ("torch.int", "torch.uint")
+    )
+
+
+def _nan_mask(value: Any) -> Any:
+    return value != value  # NaN is the only value unequal to itself
+
+
+def finite(name: str, value: Any) -> Any:
+    """Require a real number/array/tensor with no NaN or infinity."""
+    if not _is_numeric(value):
+        raise TypeError(
+            f"{name} must be a real number, array or tensor, got {type(value).__name__}"
+        )
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        return value
+    if _any(_nan_mask(value)) or _any(abs(value) == math.inf):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return value
+
+
+def positive(name: str, value: Any) -> Any:
+    """Require value > 0 everywhere (variances, step sizes, noise scales)."""
+    finite(name, value)
+    if _any(value <= 0):
+        raise ValueError(f"{name} must be > 0 everywhere")
+    return value
+
+
+def in_unit_interval(name: str, value: Any, *, closed_right: bool = True) -> Any:
+    """Require 0 < value <= 1 (or 0 < value < 1 with closed_right=False)."""
+    finite(name, value)
+    upper_bad = value > 1 if closed_right else value >= 1
+    if _any(value <= 0) or _any(upper_bad):
+        bracket = "]" if closed_right else ")"
+        raise ValueError(f"{name} must lie in (0, 1{bracket} everywhere")
+    return value
+
+
+def broadcastable(shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """The broadcast shape of named shapes, or a ValueError naming the offenders."""
+    result: list[int] = []
+    for name, shape in shapes.items():
+        shape = tuple(shape)
+        padded = [1] * (len(shape) - len(result)) + result
+        other = [1] * (len(result) - len(shape)) + list(shape)
+        merged = []
+        for a, b in zip(padded, other, strict=True):
+            if a != b and 1 not in (a, b):
+                listing = ", ".join(f"{k}{tuple(v)}" for k, v in shapes.items())
+                raise ValueError(f"shapes do not broadcast: {listing} ({name} is the first misfit)")
+            merged.append(max(a, b))
+        result = merged
+    return tuple(result)
+
+
+def shape_of(value: Any) -> tuple[int, ...]:
+    return tuple(getattr(value, "shape", ()))
+
+
+def same_shape(**values: Any) -> tuple[int, ...]:
+    """Require identical shapes (e.g. a prediction and its target): no silent broadcast."""
+    shapes = {k: shape_of(v) for k, v in values.items()}
+    first = next(iter(shapes.values()))
+    if any(s != first for s in shapes.values()):
+        listing = ", ".join(f"{k}{s}" for k, s in shapes.items())
+        raise ValueError(f"shapes must be equal: {listing}")
+    return first
+
+
+def timestep(name: str, t: Any, T: int) -> Any:
+    """Require integer time steps with 1 <= t <= T (the paper's indexing)."""
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be an int >= 1, got {T!r}")
+    if isinstance(t, bool) or (
+        not isinstance(t, int) and "int" not in str(getattr(t, "dtype", ""))
+    ):
+        raise TypeError(f"{name} must be an integer time step (1..T), got {type(t).__name__}")
+    if _any(t < 1) or _any(t > T):
+        raise ValueError(f"{name} must satisfy 1 <= {name} <= T = {T}")
+    return t

@@ -1,0 +1,224 @@
+"""The `udm` command: `udm eq N`, `udm coverage`, `udm verify`, `udm generate`."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+
+import click
+
+from udm import catalog, registry
+
+
+def _fail(message: str) -> None:
+    click.echo(f"udm: {message}", err=True)
+    sys.exit(2)
+
+
+def _parse_eq(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        _fail(f"{text!r} is not an equation number (valid: 1..{max(catalog.load())})")
+    if number not in catalog.load():
+        _fail(f"no equation {number} in the paper (valid: 1..{max(catalog.load())})")
+    return number
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="udm")
+def main() -> None:
+    """Understanding Diffusion Models (Luo 2022), verified in SymPy, NumPy and PyTorch."""
+
+
+def _derivation_steps(path: str) -> dict:
+    module_name, name = path.rsplit(".", 1)
+    derivation = getattr(importlib.import_module(module_name), name)()
+    from derivations.core import RULES
+    from derivations.symbols import tex
+
+    return {
+        "title": derivation.title,
+        "family": derivation.family,
+        "steps": [
+            {
+                "eq": s.eq,
+                "rule": s.rule,
+                "rule_meaning": RULES[s.rule],
+                "why": s.why,
+                "relation": s.latex_relation(),
+                "latex": tex(s.expr),
+            }
+            for s in derivation.steps
+        ],
+    }
+
+
+@main.command("eq", context_settings={"ignore_unknown_options": True})
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-steps", is_flag=True, help="Skip building the derivation (no SymPy).")
+def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
+    """Show equation NUMBER: LaTeX, role, implementations, derivation steps, tests."""
+    n = _parse_eq(number)
+    entry = catalog.get(n)
+    record = registry.index()[n]
+    derivations = (
+        []
+        if no_steps
+        else [
+            {"path": i.path, **_derivation_steps(i.path)}
+            for i in record.implementations["derivations"]
+        ]
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "number": n,
+                    "section": entry.section,
+                    "subsection": entry.subsection,
+                    "module": entry.module,
+                    "latex": entry.latex,
+                    "kind": entry.kind,
+                    "role": entry.role,
+                    "confidence": entry.confidence,
+                    "status": record.status,
+                    "implementations": {
+                        layer: [i.path for i in impls]
+                        for layer, impls in record.implementations.items()
+                    },
+                    "locations": {
+                        layer: [f"{i.file}:{i.line}" for i in impls]
+                        for layer, impls in record.implementations.items()
+                    },
+                    "derivations": derivations,
+                    "tests": record.tests,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"eq. ({n})  [{entry.module}] {entry.section}"
+        + (f" / {entry.subsection}" if entry.subsection else "")
+    )
+    click.echo(f"  {entry.latex}")
+    click.echo(f"  role: {entry.role} ({entry.kind}; numbering confidence {entry.confidence})")
+    click.echo(f"  status: {record.status} ({registry.STATUS_MEANING[record.status]})")
+    for layer, impls in record.implementations.items():
+        click.echo(f"  {layer}:")
+        for i in impls or []:
+            click.echo(f"    {i.path}  ({i.file}:{i.line})")
+        if not impls:
+            click.echo("    -")
+    for d in derivations:
+        family = f" on {d['family']}" if d["family"] else ""
+        click.echo(f"  derivation {d['path']}: {d['title']}{family}")
+        for s in d["steps"]:
+            label = f"({s['eq']})" if s["eq"] else "    "
+            click.echo(f"    {label:>6} {s['relation']} {s['latex']}")
+            click.echo(f"           [{s['rule']}] {s['why']}")
+    click.echo("  tests:")
+    for node in record.tests or ["-"]:
+        click.echo(f"    {node}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per equation.")
+def coverage(as_json: bool) -> None:
+    """Per-section table of equations by status and by implementing layer."""
+    eqs, index = catalog.load(), registry.index()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "number": n,
+                        "section": eqs[n].module,
+                        "status": index[n].status,
+                        "implementations": {
+                            layer: [i.path for i in impls]
+                            for layer, impls in index[n].implementations.items()
+                        },
+                        "tests": index[n].tests,
+                    }
+                    for n in sorted(eqs)
+                ],
+                indent=2,
+            )
+        )
+        return
+    cols = [*list(registry.STATUSES), "deriv", "ref", "torch", "tested"]
+    head = f"{'section':<16}{'eqs':>5}" + "".join(f"{c:>11}" for c in cols)
+    click.echo(head)
+    click.echo("-" * len(head))
+    totals = [0] * (len(cols) + 1)
+    for section in catalog.SECTIONS:
+        records = [index[n] for n in catalog.numbers_in(section)]
+        counts = [len(records)]
+        counts += [sum(r.status == s for r in records) for s in registry.STATUSES]
+        counts += [
+            sum(bool(r.implementations[layer]) for r in records) for layer in registry.LAYERS
+        ]
+        counts += [sum(bool(r.tests) for r in records)]
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        click.echo(f"{section:<16}{counts[0]:>5}" + "".join(f"{c:>11}" for c in counts[1:]))
+    click.echo("-" * len(head))
+    click.echo(f"{'total':<16}{totals[0]:>5}" + "".join(f"{c:>11}" for c in totals[1:]))
+
+
+@main.command()
+@click.argument("equations", nargs=-1)
+@click.option("--section", type=click.Choice(catalog.SECTIONS), help="Only this section.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
+def verify(equations: tuple[str, ...], section: str | None, as_json: bool) -> None:
+    """Check every derivation step and every derivation-vs-reference closed form."""
+    from udm import verify as verifier
+
+    numbers = [_parse_eq(e) for e in equations]
+    start = time.perf_counter()
+
+    def show(row: verifier.Row) -> None:
+        if not as_json:
+            mark = "ok  " if row.ok else "FAIL"
+            click.echo(
+                f"{mark} eq. ({row.number:>3})  {row.status:<10} {row.seconds:7.2f}s  "
+                f"{catalog.get(row.number).module}",
+                err=False,
+            )
+            for failure in row.failures:
+                click.echo(f"       {failure}")
+
+    if not as_json:
+        click.echo("verifying derivations and reference closed forms ...", err=True)
+    rows = verifier.run(numbers, section, on_row=show)
+    failed = [r for r in rows if not r.ok]
+    elapsed = time.perf_counter() - start
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        click.echo(
+            f"{len(rows) - len(failed)} passed, {len(failed)} failed "
+            f"({len(rows)} equations checked in {elapsed:.1f}s)"
+        )
+    if not rows and (numbers or section):
+        click.echo("udm: nothing to verify for that selection yet", err=True)
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Only report stale files; exit 1 if any.")
+def generate(check: bool) -> None:
+    """Regenerate reference/_generated/ from the derivations."""
+    from derivations import codegen
+
+    changed = codegen.generate(write=not check)
+    for file, was_changed in changed.items():
+        click.echo(
+            f"{'stale' if check and was_changed else 'updated' if was_changed else 'unchanged'}"
+            f" {file}"
+        )
+    sys.exit(1 if check and any(changed.values()) else 0)

@@ -1,0 +1,231 @@
+"""The equation registry: which functions implement, derive and test each equation.
+
+Two views of the same facts:
+
+* the *runtime* view: the `register` decorator validates each registration when the
+  module that carries it is imported (unknown equation number, a docstring that does not
+  cite the number, a layer outside the three, a bad status: all raise at import);
+* the *static* view (`index()`): the source files of the three layers and of `tests/` are
+  parsed with `ast`, never imported, so `udm eq 85` answers in milliseconds without
+  loading torch or sympy. A test (tests/test_registry.py) checks that both views agree.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from udm import catalog
+
+LAYERS = ("derivations", "reference", "torch_impl")
+# Ordered from strongest to weakest evidence.
+STATUSES = ("symbolic", "instance", "definition", "numeric", "missing")
+STATUS_MEANING = {
+    "symbolic": "proved by SymPy in general",
+    "instance": "proved symbolically on a named concrete family",
+    "definition": "a definition: nothing to prove",
+    "numeric": "checked only by Monte Carlo / quadrature / cross-layer tests",
+    "missing": "not implemented yet",
+}
+
+
+class RegistrationError(ValueError):
+    """A function was registered under an equation in a way the registry refuses."""
+
+
+# --- citations in docstrings -----------------------------------------------------------
+
+_RANGE = re.compile(r"\((\d+)\)\s*(?:-|–|--|to)\s*\((\d+)\)")
+_SINGLE = re.compile(r"\((\d+)\)")
+
+
+def cited_equations(doc: str | None) -> set[int]:
+    """Equation numbers a docstring cites: '(85)', and ranges '(34)-(45)'.
+
+    A docstring cites nothing unless it says 'eq' somewhere (eq., eqs., equation).
+    """
+    if not doc or not re.search(r"\beqs?\b|\bequations?\b", doc, re.IGNORECASE):
+        return set()
+    cited = {int(n) for n in _SINGLE.findall(doc)}
+    for lo, hi in _RANGE.findall(doc):
+        cited.update(range(int(lo), int(hi) + 1))
+    return cited
+
+
+# --- runtime registration --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    equations: tuple[int, ...]
+    layer: str
+    path: str  # dotted import path, e.g. "reference.vdm.var_q"
+    status: str | None = None  # only derivations declare one
+
+
+_RUNTIME: list[Registration] = []
+F = TypeVar("F", bound=Callable)
+
+
+def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: str | None):
+    if not equations:
+        raise RegistrationError(f"{path}: register() needs at least one equation number")
+    known = catalog.load()
+    for n in equations:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise RegistrationError(f"{path}: equation numbers are ints, got {n!r}")
+        if n not in known:
+            raise RegistrationError(
+                f"{path}: equation {n} is not in the catalog (valid: 1..{max(known)})"
+            )
+    if layer not in LAYERS:
+        raise RegistrationError(f"{path}: only {', '.join(LAYERS)} may register, not {layer!r}")
+    if status is not None:
+        if layer != "derivations":
+            raise RegistrationError(f"{path}: only derivations declare a status")
+        if status not in STATUSES[:-1]:
+            raise RegistrationError(
+                f"{path}: status {status!r} is not one of {', '.join(STATUSES[:-1])}"
+            )
+    elif layer == "derivations":
+        raise RegistrationError(f"{path}: a derivation must declare status=")
+    missing = sorted(set(equations) - cited_equations(doc))
+    if missing:
+        raise RegistrationError(
+            f"{path}: docstring must cite eq. {', '.join(f'({n})' for n in missing)}"
+        )
+
+
+def register(*equations: int, status: str | None = None) -> Callable[[F], F]:
+    """Register the decorated function or class under the paper's equation number(s).
+
+    The layer is the top-level package of the defining module. Derivations must declare
+    `status` ('symbolic', 'instance' or 'definition'). The object gains `__equations__`.
+    """
+
+    def decorate(obj: F) -> F:
+        path = f"{obj.__module__}.{obj.__qualname__}"
+        layer = obj.__module__.split(".")[0]
+        _validate(equations, status, layer, path, obj.__doc__)
+        obj.__equations__ = tuple(equations)
+        _RUNTIME.append(Registration(tuple(equations), layer, path, status))
+        return obj
+
+    return decorate
+
+
+def runtime_registrations() -> list[Registration]:
+    """Registrations made so far by imported modules."""
+    return list(_RUNTIME)
+
+
+# --- static index (no imports of the layers) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Implementation:
+    path: str  # dotted import path
+    file: str  # repository-relative file
+    line: int
+    layer: str
+    status: str | None
+
+
+@dataclass
+class EquationRecord:
+    number: int
+    implementations: dict[str, list[Implementation]] = field(
+        default_factory=lambda: {layer: [] for layer in LAYERS}
+    )
+    tests: list[str] = field(default_factory=list)  # pytest node ids
+
+    @property
+    def status(self) -> str:
+        declared = [i.status for i in self.implementations["derivations"] if i.status]
+        if declared:
+            return min(declared, key=STATUSES.index)
+        if self.tests and any(self.implementations[layer] for layer in LAYERS):
+            return "numeric"
+        return "missing"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _layer_dir(layer: str) -> Path | None:
+    spec = importlib.util.find_spec(layer)  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _literal_ints(call: ast.Call) -> tuple[int, ...]:
+    return tuple(a.value for a in call.args if isinstance(a, ast.Constant))
+
+
+def _decorator_calls(node: ast.AST, name: str):
+    for dec in getattr(node, "decorator_list", []):
+        if isinstance(dec, ast.Call):
+            func = dec.func
+            dotted = ast.unparse(func)
+            if dotted == name or dotted.endswith("." + name):
+                yield dec
+
+
+def _walk_defs(tree: ast.Module):
+    """Top-level functions/classes and methods of top-level classes, with qualnames."""
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node, node.name
+            if isinstance(node, ast.ClassDef):
+                for sub in node.body:
+                    if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                        yield sub, f"{node.name}.{sub.name}"
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
+@functools.cache
+def index() -> dict[int, EquationRecord]:
+    """Equation number -> implementations per layer and tests, read from the sources."""
+    records = {n: EquationRecord(n) for n in catalog.load()}
+    for layer in LAYERS:
+        root = _layer_dir(layer)
+        if root is None:
+            continue
+        for file in sorted(root.rglob("*.py")):
+            module = ".".join((layer, *file.relative_to(root).with_suffix("").parts))
+            module = module.removesuffix(".__init__")
+            tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+            for node, qualname in _walk_defs(tree):
+                for call in _decorator_calls(node, "register"):
+                    status = next((k.value.value for k in call.keywords if k.arg == "status"), None)
+                    impl = Implementation(
+                        f"{module}.{qualname}", _rel(file), node.lineno, layer, status
+                    )
+                    for n in _literal_ints(call):
+                        if n in records:
+                            records[n].implementations[layer].append(impl)
+    tests_dir = repo_root() / "tests"
+    if tests_dir.is_dir():
+        for file in sorted(tests_dir.rglob("test_*.py")):
+            tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+            for node, qualname in _walk_defs(tree):
+                for call in _decorator_calls(node, "mark.eq"):
+                    node_id = f"{_rel(file)}::{qualname.replace('.', '::')}"
+                    for n in _literal_ints(call):
+                        if n in records and node_id not in records[n].tests:
+                            records[n].tests.append(node_id)
+    return records
