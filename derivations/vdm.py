@@ -22,6 +22,12 @@ from derivations.symbols import (
 )
 from udm import register
 
+# --- Forward process and the two ELBO derivations, eqs. (30)-(58) ---------------------------
+# (region: VDM ELBO)
+
+
+# --- q(x_t | x_0) by recursive reparameterization, eqs. (59)-(70) ------------------------------
+
 # Independent standard normals of the reparameterization (eqs. (59)-(66)).
 eps_t, eps_prev = sp.symbols("epsilon_t^* epsilon_{t-1}^*", real=True)
 x_t_minus_2 = sp.Symbol("x_{t-2}", real=True)
@@ -157,6 +163,13 @@ def forward_marginal() -> Derivation:
     )
 
 
+# --- The forward posterior q(x_{t-1} | x_t, x_0), eqs. (71)-(85) --------------------------------
+# (region: VDM posterior)
+
+
+# --- KL between Gaussians and the denoising objective, eqs. (86)-(100) ---------------------------
+
+
 @register(86, status="instance")
 def gaussian_kl() -> Derivation:
     """KL divergence between Gaussians, eq. (86), per coordinate of a diagonal covariance.
@@ -201,3 +214,6 @@ def gaussian_kl() -> Derivation:
         family="diagonal Gaussians (per coordinate)",
         results=results,
     )
+
+
+# (region: VDM denoising objective, eqs. (87)-(100))

@@ -22,6 +22,12 @@ def _t(value, dtype, device):
     return torch.as_tensor(np.asarray(value), dtype=dtype, device=device)
 
 
+# --- (region: VDM ELBO, eqs. (30)-(58)) ---
+
+
+# --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
+
+
 # --- q(x_t | x_0), eqs. (69)-(70) -------------------------------------------------------------
 
 
@@ -208,3 +214,6 @@ def test_shape_mismatch_is_an_error_not_a_broadcast():
         tim.q_sample(
             x_0=torch.zeros(4, 3), alpha_bar_t=torch.full((4,), 0.5), eps=torch.zeros(4, 3)
         )
+
+
+# --- (region: VDM denoising objective, eqs. (87)-(100)) ---

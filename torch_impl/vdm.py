@@ -12,6 +12,12 @@ from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
 
+# --- (region: VDM ELBO, eqs. (30)-(58)) ---
+
+
+# --- q(x_t | x_0), eqs. (59)-(70) ---
+
+
 @register(70)
 def q_mean(*, x_0: torch.Tensor, alpha_bar_t) -> torch.Tensor:
     r"""Mean of q(x_t | x_0), eq. (70): :math:`\sqrt{\bar\alpha_t}\, x_0`.
@@ -50,6 +56,12 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
     return alpha_bar_t.sqrt() * x_0 + (1 - alpha_bar_t).sqrt() * eps
 
 
+# --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
+
+
+# --- KL between Gaussians, eq. (86) ---
+
+
 @register(86)
 def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
     r"""KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate, eq. (86).
@@ -66,3 +78,6 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
     check_broadcast(mean_q=mean_q, var_q=var_q, mean_p=mean_p, var_p=var_p)
     log_ratio = torch.log(var_q) - torch.log(var_p)
     return 0.5 * (torch.expm1(log_ratio) - log_ratio + (mean_q - mean_p) ** 2 / var_p)
+
+
+# --- (region: VDM denoising objective and full ELBO, eqs. (87)-(100)) ---
