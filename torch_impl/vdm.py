@@ -11,7 +11,6 @@ import torch
 from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
-
 # --- (region: VDM ELBO, eqs. (30)-(58)) ---
 
 
