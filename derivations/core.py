@@ -294,3 +294,55 @@ def complete_square(expr, x: sp.Symbol):
     mean = sp.simplify(b * var)
     rest = sp.simplify(c - a * mean**2)
     return mean, var, rest
+
+
+# --- additions (noise_params): finite sums in closed form and limits ----------------------
+# Two rules for the continuous-time limit of the discrete diffusion loss (eq. (110)):
+# 'evaluate' (prev.doit() == next.doit(); a Sum(f, (k, 1, n)) that SymPy cannot evaluate is
+# proved by induction on n: next(0) == 0 and next(n) - next(n - 1) == f(n)), and 'limit'
+# (Step(..., wrt=T): lim_{T -> oo} prev == next, after the facts are substituted).
+RULES["evaluate"] = "evaluate a finite sum or integral in closed form (doit, or induction)"
+RULES["limit"] = "the limit as wrt -> oo (SymPy's Gruntz algorithm)"
+SPECIAL_RULES |= {"evaluate", "limit"}
+
+_check_step_before_limits = _check_step
+
+
+def _induction(total: sp.Sum, closed) -> tuple[bool, str]:
+    (k, lo, n), summand = total.limits[0], total.function
+    if len(total.limits) != 1 or lo != 1 or not isinstance(n, sp.Symbol):
+        return False, "induction needs Sum(f, (k, 1, n)) with a symbolic upper limit n"
+    if summand.has(n):
+        return False, f"induction needs a summand free of the upper limit {n}"
+    base = sp.simplify(closed.subs(n, 0))
+    if base != 0:
+        return False, f"closed form at {n} = 0 is {base}, not 0"
+    step = closed - closed.subs(n, n - 1) - summand.subs(k, n)
+    # q**(n - 1), q**(n + 1) -> q**n / q, q**n q: a rational function in q and q**n
+    if sp.cancel(sp.expand(step, power_exp=True)) == 0:
+        return True, f"induction on {n}: proved by cancel"
+    ok, detail = is_zero(step)
+    return ok, f"induction on {n}: {detail}" if ok else f"induction step fails: {detail}"
+
+
+def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    if step.rule == "evaluate":
+        prev, nxt = sp.sympify(prev), sp.sympify(step.expr)
+        if isinstance(prev, sp.Sum) and prev.limits[0][2].free_symbols:
+            ok, detail = _induction(prev, nxt)
+            if ok:
+                return ok, detail
+        done = prev.doit()
+        if done.atoms(sp.core.function.AppliedUndef):  # undefined functions: no numeric probe
+            ok = sp.simplify(done - nxt.doit()) == 0
+            return ok, "evaluated by doit" if ok else f"doit gives {done}"
+        ok, detail = equal(done, nxt.doit(), facts, rng)
+        return ok, f"evaluated by doit; {detail}" if ok else detail
+    if step.rule == "limit":
+        if step.wrt is None:
+            return False, "a limit step needs wrt= (the variable that tends to oo)"
+        x = sp.Dummy("x", positive=True)  # wrt = 1/x, x -> 0+: much faster in Gruntz here
+        lim = sp.limit(sp.sympify(prev).subs(facts).subs(step.wrt, 1 / x), x, 0, "+")
+        ok, detail = equal(lim, sp.sympify(step.expr).subs(facts), facts, rng)
+        return ok, f"limit as {step.wrt} -> oo; {detail}" if ok else f"the limit is {lim}: {detail}"
+    return _check_step_before_limits(prev, step, facts, rng)

@@ -59,3 +59,17 @@ LATEX_NAMES = {
 def tex(expr, names: dict | None = None) -> str:
     """LaTeX of `expr` in the paper's typography (`names`: extra symbol -> LaTeX)."""
     return sp.latex(expr, symbol_names={**LATEX_NAMES, **(names or {})})
+
+
+# --- additions (noise_params, interpretations) ---------------------------------------------
+# v-prediction (Salimans & Ho 2022): v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0
+v, v_hat = sp.symbols("v v_hat", **real)
+# the squared error ||x_hat_theta(x_t, t) - x_0||^2 that the loss weights multiply
+sq_err = sp.Symbol("sq_err", nonnegative=True)
+LATEX_NAMES.update(
+    {
+        v: "v",
+        v_hat: r"\hat v_\theta(x_t, t)",
+        sq_err: r"\left\lVert\hat{x}_{\theta}(x_t, t) - x_0\right\rVert_2^2",
+    }
+)
