@@ -14,7 +14,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from torch_impl._tensors import append_dims, check_broadcast, tensor_arg
+from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
 # --- eqs. (101)-(110): the x_0-loss weight as an SNR difference ----------------------------
@@ -238,13 +238,11 @@ def q_sample_from_omega(*, x_0, omega, eps) -> torch.Tensor:
     r"""x_t = sqrt(sigmoid(-omega)) x_0 + sqrt(sigmoid(omega)) eps, eqs. (113), (114).
 
     The forward sample with alpha_bar_t and 1 - alpha_bar_t from the learned schedule.
-    Shapes: x_0, eps [B, ...]; omega [B] (broadcast with `append_dims`) or scalar.
+    Shapes: x_0, eps [B, ...]; omega broadcasts against x_0 (`append_dims` for a [B] vector).
     """
     x_0 = tensor_arg("x_0", x_0)
     eps = tensor_arg("eps", eps, like=x_0)
     omega = tensor_arg("omega", omega, like=x_0)
-    if omega.ndim == 1 and x_0.ndim > 1:
-        omega = append_dims(omega, x_0)
     check_broadcast(x_0=x_0, omega=omega, eps=eps)
     # sqrt(sigmoid(x)) = exp(logsigmoid(x) / 2): accurate when sigmoid underflows
     return torch.exp(0.5 * F.logsigmoid(-omega)) * x_0 + torch.exp(0.5 * F.logsigmoid(omega)) * eps
