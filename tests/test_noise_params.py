@@ -193,7 +193,7 @@ def test_schedule_derivative_matches_autograd(params):
     t = torch.linspace(0, 1, 33, dtype=torch.float64, requires_grad=True)
     w, dw = s.omega_and_derivative(t)
     (auto,) = torch.autograd.grad(w.sum(), t)
-    torch.testing.assert_close(dw, auto, rtol=1e-10, atol=1e-10 * float(dw.abs().max()))
+    torch.testing.assert_close(dw, auto, rtol=1e-10, atol=1e-10 * float(dw.detach().abs().max()))
 
 
 # --- VDM's losses: continuous time, discrete T, invariance ------------------------------------------
@@ -214,6 +214,7 @@ def _gauss_legendre(panels=64, nodes=16):
     return torch.tensor(t), torch.tensor(weights)
 
 
+@torch.no_grad()
 def _continuous_loss_by_quadrature(s, data_var, mse=None):
     """int_0^1 of the continuous-time loss with E||eps - eps_hat||^2 = mse(t, omega)."""
     t, w = _gauss_legendre()
@@ -225,6 +226,7 @@ def _continuous_loss_by_quadrature(s, data_var, mse=None):
     return float((w * per_t).sum())
 
 
+@torch.no_grad()
 def _discrete_loss(s, data_var, T):
     """E_{i ~ U{1..T}} of the discrete loss with the optimal denoiser's expected error at t_i."""
     i = torch.arange(1, T + 1, dtype=torch.float64)
