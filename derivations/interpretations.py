@@ -214,16 +214,18 @@ def _kl_chain(kind: str):
     """Steps of eqs. (126)-(130) (kind='eps') or (144)-(148) (kind='score')."""
     sa = sp.sqrt(a)
     x = sp.Symbol("x_{t-1}", real=True)
+    _, _, mean = _mean_in_terms_of(kind)  # eq. (124) / (142), as derived
     if kind == "eps":
-        c = (1 - a) / (sqrt_1m * sa)
+        c = (1 - a) / (sqrt_1m * sa)  # the paper's coefficient, typed as printed
         true, pred, n0 = eps, eps_hat, 126
-        mu_q, mu_p = x_t / sa - c * true, x_t / sa - c * pred
+        paper_weight = (1 - a) ** 2 / ((1 - ab) * a)  # eq. (130)
         sign = -1
     else:
         c = (1 - a) / sa
         true, pred, n0 = score, score_hat, 144
-        mu_q, mu_p = x_t / sa + c * true, x_t / sa + c * pred
+        paper_weight = (1 - a) ** 2 / a  # eq. (148)
         sign = 1
+    mu_q, mu_p = mean, mean.subs(true, pred)  # mu_theta: eq. (125) / (143)
     steps = [
         Step(
             log_normal_pdf(x, mu_q, var_q) - log_normal_pdf(x, mu_p, var_q),
@@ -256,13 +258,13 @@ def _kl_chain(kind: str):
             eq=n0 + 3,
         ),
         Step(
-            c**2 / (2 * var_q) * (true - pred) ** 2,
+            paper_weight / (2 * var_q) * (true - pred) ** 2,
             "algebra",
             "the weight times the squared error",
             eq=n0 + 4,
         ),
     ]
-    return steps, c**2 / (2 * var_q)
+    return steps, paper_weight / (2 * var_q)
 
 
 @register(126, 127, 128, 129, 130, status="instance")
