@@ -147,7 +147,7 @@ def _round_trip(layer, x_0, eps, alpha_bar_t, x_t, order):
     return layer.x_0_from_eps(x_t=x_t, eps_hat=e, alpha_bar_t=alpha_bar_t)
 
 
-@pytest.mark.eq(115, 133, 151)
+@pytest.mark.eq(115, 133, 149, 150, 151)
 @pytest.mark.parametrize("order", ["x0-eps-score-v", "x0-v-score-eps"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @given(x_0=st.floats(-10, 10), eps=st.floats(-6, 6), alpha_bar_t=open_alpha_bars)
@@ -187,7 +187,28 @@ def _mu_q_paper(x_t, x_0, alpha_t, alpha_bar_prev):
     ) / (1 - ab)
 
 
-@pytest.mark.eq(116, 124, 125, 134, 142, 143)
+@pytest.mark.eq(
+    116,
+    117,
+    118,
+    119,
+    120,
+    121,
+    122,
+    123,
+    124,
+    125,
+    134,
+    135,
+    136,
+    137,
+    138,
+    139,
+    140,
+    141,
+    142,
+    143,
+)
 @pytest.mark.parametrize("device", DEVICES)
 @given(pair=schedule_pairs, x_0=st.floats(-5, 5), eps=st.floats(-5, 5))
 def test_mu_theta_with_true_noise_or_score_is_mu_q(device, pair, x_0, eps):
@@ -222,7 +243,7 @@ def test_mu_theta_with_true_noise_or_score_is_mu_q(device, pair, x_0, eps):
 # --- the three losses: equal sample by sample, and equal to the KL (eqs. (110), (126)-(130), (144)-(148))
 
 
-@pytest.mark.eq(110, 126, 130, 144, 148)
+@pytest.mark.eq(110, 126, 127, 128, 129, 130, 144, 145, 146, 147, 148)
 @pytest.mark.parametrize("device", DEVICES)
 @given(
     pair=schedule_pairs,

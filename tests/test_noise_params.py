@@ -25,7 +25,7 @@ def _t(value, dtype=torch.float64, device="cpu"):
 # --- eqs. (101)-(110): the x_0 weight as half the SNR drop ----------------------------------------
 
 
-@pytest.mark.eq(101, 108, 109, 110)
+@pytest.mark.eq(101, 102, 103, 104, 105, 106, 107, 108, 109, 110)
 @pytest.mark.parametrize("device", DEVICES)
 @given(alphas=schedules(min_T=2, max_T=4000))
 def test_snr_weight_equals_original_weight_at_every_t(device, alphas):
