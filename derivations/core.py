@@ -321,7 +321,9 @@ def _jet_symbols(*exprs):
     apps = set()
     for e in exprs:
         apps |= e.atoms(AppliedUndef)
-    values = {a: sp.Symbol(f"_jet_f{i}", positive=True) for i, a in enumerate(sorted(apps, key=str))}
+    values = {
+        a: sp.Symbol(f"_jet_f{i}", positive=True) for i, a in enumerate(sorted(apps, key=str))
+    }
     return [e.subs(values) for e in exprs]
 
 
@@ -334,7 +336,7 @@ def _has_generic_function(expr) -> bool:
 _check_step_on_symbols = _check_step
 
 
-def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:  # noqa: F811
+def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
     if step.rule in EQUALITY_RULES and (
         _has_generic_function(prev) or _has_generic_function(step.expr)
     ):
