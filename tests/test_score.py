@@ -61,19 +61,24 @@ def _mixture_samples(rng, n, w, m, v):
 
 
 def _energy_distance_test(a, b, rng, n_perm=200):
-    """Energy-distance two-sample statistic and its permutation p-value."""
+    """Energy-distance two-sample statistic and its permutation p-value.
+
+    With group indicators u (1 on the first sample), the within/between sums of the distance
+    matrix D are quadratic forms u^T D u, u^T D (1 - u), (1 - u)^T D (1 - u): all
+    permutations at once by one matrix product."""
     z = np.concatenate([a, b])
     d = np.sqrt(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1))
-    n = len(a)
-
-    def stat(idx):
-        i, j = idx[:n], idx[n:]
-        return 2 * d[np.ix_(i, j)].mean() - d[np.ix_(i, i)].mean() - d[np.ix_(j, j)].mean()
-
-    base = np.arange(len(z))
-    observed = stat(base)
-    perms = [stat(rng.permutation(len(z))) for _ in range(n_perm)]
-    return observed, (1 + sum(p >= observed for p in perms)) / (1 + n_perm)
+    n, m = len(a), len(b)
+    labels = np.zeros((n_perm + 1, n + m))
+    labels[0, :n] = 1.0  # the observed split
+    for k in range(1, n_perm + 1):
+        labels[k, rng.permutation(n + m)[:n]] = 1.0
+    du = labels @ d  # [P, N]
+    aa = np.einsum("pn,pn->p", du, labels)
+    ab = np.einsum("pn,pn->p", du, 1 - labels)
+    bb = d.sum() - 2 * ab - aa
+    stat = 2 * ab / (n * m) - aa / n**2 - bb / m**2
+    return stat[0], (1 + np.sum(stat[1:] >= stat[0])) / (1 + n_perm)
 
 
 # --- energy-based model, eqs. (152)-(156) ---------------------------------------------------------
