@@ -109,6 +109,24 @@ def classifier_guidance() -> Derivation:
     )
 
 
+@register(167, status="symbolic")
+def implicit_classifier() -> Derivation:
+    """The implicit classifier, eq. (167): grad log p(y | x_t) = grad log p(x_t | y) - grad log p(x_t).
+
+    Eq. (165) solved for the classifier's gradient; for every density.
+    """
+    steps = [
+        Step(_grad_log(p_y_given_x(x_t)), "definition", "the classifier's gradient"),
+        Step(
+            _grad_log(_p_cond) - _grad_log(p_x(x_t)),
+            "differentiate",
+            "Bayes, eq. (165): the p(x_t) terms cancel, grad log p(y) = 0",
+            eq=167,
+        ),
+    ]
+    return Derivation("implicit classifier", (167,), steps)
+
+
 @register(167, 168, 169, 170, status="symbolic")
 def classifier_free_guidance() -> Derivation:
     """Classifier-free guidance, eqs. (167)-(170), and the density it samples.
@@ -173,4 +191,5 @@ __all__ = [
     "classifier_guidance",
     "conditional_joint",
     "conditional_score",
+    "implicit_classifier",
 ]

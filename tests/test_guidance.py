@@ -161,6 +161,32 @@ def test_closed_forms_torch_match_generated_reference(device, s, c, g, gamma):
     )
 
 
+@pytest.mark.eq(166, 170)
+@pytest.mark.parametrize("device", DEVICES)
+@given(
+    s=st.floats(-1e3, 1e3, width=32),
+    c=st.floats(-1e3, 1e3, width=32),
+    gamma=st.floats(-5, 10, width=32),
+)
+def test_guided_scores_float32_within_ulps(device, s, c, gamma):
+    """float32 torch vs the float64 reference at the float32 inputs: s + gamma (c - s) has
+    three roundings (difference, product, sum), each <= 2^-24 of its magnitude."""
+    t32 = {
+        k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in dict(s=s, c=c).items()
+    }
+    got = float(tim.cfg_score(score=t32["s"], score_cond=t32["c"], guidance_scale=gamma))
+    want = float(ref.cfg_score(score=s, score_cond=c, guidance_scale=gamma))
+    bound = tol.F32_ULPS * tol.F32_EPS * (abs(s) + abs(gamma) * (abs(c) + abs(s)))
+    assert abs(got - want) <= bound
+    got = float(
+        tim.classifier_guided_score(
+            score=t32["s"], grad_log_classifier=t32["c"], guidance_scale=gamma
+        )
+    )
+    want = float(ref.classifier_guided_score(score=s, grad_log_classifier=c, guidance_scale=gamma))
+    assert abs(got - want) <= tol.F32_ULPS * tol.F32_EPS * (abs(s) + abs(gamma * c))
+
+
 @pytest.mark.eq(168, 169, 170)
 @pytest.mark.parametrize("device", DEVICES)
 @given(s=st.floats(-1e3, 1e3), c=st.floats(-1e3, 1e3))

@@ -488,23 +488,38 @@ def _p_t_params(t):
     )
 
 
+def _ref_vp_score(z, t):
+    w, m, v = _p_t_params(t)
+    return ref.gaussian_mixture_score(x=z, weights=w, means=m, variances=v)
+
+
 @pytest.mark.eq(159, 160, 161)
 @pytest.mark.statistical
+@pytest.mark.parametrize("layer", ["reference", "torch"])
 @pytest.mark.parametrize("sampler", ["ode", "sde"])
-def test_vp_samplers_with_exact_score_map_prior_to_data(sampler):
+def test_vp_samplers_with_exact_score_map_prior_to_data(sampler, layer):
     """Start from exact samples of p_1, run to t_end = 1e-3: KS against the exact mixture
     CDF of p_{t_end} (n = 3000, alpha = 1e-3); power: swapped weights are rejected."""
     rng = np.random.default_rng(12)
     n, t_end = 3000, 1e-3
-    x1 = _mixture_samples(rng, n, *_p_t_params(1.0)[:2], _p_t_params(1.0)[2][:, 0])
-    if sampler == "ode":
-        x = tim.probability_flow_sample(score_fn=_vp_oracle(), x=_t(x1), n_steps=200, t_end=t_end)
+    w1, m1, v1 = _p_t_params(1.0)
+    x1 = _mixture_samples(rng, n, w1, m1, v1[:, 0])
+    if layer == "reference" and sampler == "ode":
+        x = ref.probability_flow_sample(score_fn=_ref_vp_score, x=x1, n_steps=100, t_end=t_end)
+    elif layer == "reference":
+        x = ref.reverse_sde_sample(
+            score_fn=_ref_vp_score, x=x1, n_steps=500, t_end=t_end, rng=np.random.default_rng(13)
+        )
+    elif sampler == "ode":
+        x = tim.probability_flow_sample(
+            score_fn=_vp_oracle(), x=_t(x1), n_steps=100, t_end=t_end
+        ).numpy()
     else:
         x = tim.reverse_sde_sample(
             score_fn=_vp_oracle(), x=_t(x1), n_steps=500, t_end=t_end, generator=_gen("cpu", 13)
-        )
+        ).numpy()
     w, m, v = _p_t_params(t_end)
-    x = x.numpy()[:, 0]
+    x = x[:, 0]
     assert stats.kstest(x, lambda u: _mixture_cdf(u, w, m, v[:, 0])).pvalue > 1e-3
     assert stats.kstest(x, lambda u: _mixture_cdf(u, w[::-1], m, v[:, 0])).pvalue < 1e-3
 
@@ -513,11 +528,7 @@ def test_vp_samplers_with_exact_score_map_prior_to_data(sampler):
 def test_probability_flow_torch_matches_reference():
     x1 = np.random.default_rng(14).normal(size=(6, 1))
 
-    def ref_score(z, t):
-        w, m, v = _p_t_params(t)
-        return ref.gaussian_mixture_score(x=z, weights=w, means=m, variances=v)
-
-    want = ref.probability_flow_sample(score_fn=ref_score, x=x1, n_steps=50)
+    want = ref.probability_flow_sample(score_fn=_ref_vp_score, x=x1, n_steps=50)
     got = tim.probability_flow_sample(score_fn=_vp_oracle(), x=_t(x1), n_steps=50).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
