@@ -372,7 +372,8 @@ def test_langevin_with_exact_mixture_score_samples_the_mixture_1d(layer):
 
 @pytest.mark.eq(158, 159, 160, 161)
 @pytest.mark.statistical
-def test_annealed_langevin_samples_the_2d_mixture():
+@pytest.mark.parametrize("layer", ["reference", "torch"])
+def test_annealed_langevin_samples_the_2d_mixture(layer):
     """Annealed Langevin with the exact scores of the sigma-perturbed mixtures (eq. (160))
     against exact mixture samples: energy-distance permutation test (n = 600 each, 200
     permutations, alpha = 0.01). Power: plain Langevin at the smallest scale from the same
@@ -387,15 +388,33 @@ def test_annealed_langevin_samples_the_2d_mixture():
         return tim.gaussian_mixture_score(x=z, weights=pw, means=pm, variances=pv)
 
     init = _t(rng.uniform(-8, 8, size=(n, 2)))
-    x = tim.annealed_langevin_sample(
-        score_fn=score,
-        x=init,
-        sigmas=sigmas,
-        step_size=2.5e-4,
-        n_steps_each=100,
-        generator=_gen("cpu", 8),
-        denoise=True,
-    ).numpy()
+    if layer == "torch":
+        x = tim.annealed_langevin_sample(
+            score_fn=score,
+            x=init,
+            sigmas=sigmas,
+            step_size=2.5e-4,
+            n_steps_each=100,
+            generator=_gen("cpu", 8),
+            denoise=True,
+        ).numpy()
+    else:
+
+        def ref_score(z, sigma):
+            pw, pm, pv = ref.noise_perturbed_mixture(
+                weights=W2, means=M2, variances=V2, sigma=sigma
+            )
+            return ref.gaussian_mixture_score(x=z, weights=pw, means=pm, variances=pv)
+
+        x = ref.annealed_langevin_sample(
+            score_fn=ref_score,
+            x=init.numpy(),
+            sigmas=sigmas,
+            step_size=2.5e-4,
+            n_steps_each=100,
+            rng=np.random.default_rng(8),
+            denoise=True,
+        )
     truth = _mixture_samples(rng, n, W2, M2, V2)
     _, p = _energy_distance_test(x, truth, rng)
     assert p > 0.01
