@@ -346,3 +346,52 @@ def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool
         ok, detail = equal(lim, sp.sympify(step.expr).subs(facts), facts, rng)
         return ok, f"limit as {step.wrt} -> oo; {detail}" if ok else f"the limit is {lim}: {detail}"
     return _check_step_before_limits(prev, step, facts, rng)
+
+# --- addition (score/guidance helper): equality steps on generic functions ------------------
+# The score of exp(-f(x)) / Z and Bayes' rule for scores hold for *every* differentiable f;
+# SymPy states them with undefined functions (sp.Function("f")) and unevaluated Derivatives,
+# which the numeric probe cannot evaluate. For such steps the derivatives are carried out
+# (`doit`) and every application f(x), f'(x), f''(x), ... is replaced by its own fresh real
+# symbol (the jet of f at x). An identity that holds with the jet values as independent
+# symbols holds for every f; the check is then the usual probe + symbolic proof.
+
+
+def _jet_symbols(*exprs):
+    """Replace applied undefined functions and their derivatives by fresh real symbols."""
+    from sympy.core.function import AppliedUndef
+
+    exprs = [sp.sympify(e).doit() for e in exprs]
+    atoms = set()
+    for e in exprs:
+        atoms |= {d for d in e.atoms(sp.Derivative) if d.expr.atoms(AppliedUndef)}
+    # derivatives first (largest first), so f(x) inside Derivative(f(x), x) is not replaced early
+    mapping = {}
+    for i, d in enumerate(sorted(atoms, key=lambda d: -sp.count_ops(d))):
+        mapping[d] = sp.Symbol(f"_jet_d{i}", real=True)
+    exprs = [e.subs(mapping) for e in exprs]
+    apps = set()
+    for e in exprs:
+        apps |= e.atoms(AppliedUndef)
+    values = {
+        a: sp.Symbol(f"_jet_f{i}", positive=True) for i, a in enumerate(sorted(apps, key=str))
+    }
+    return [e.subs(values) for e in exprs]
+
+
+def _has_generic_function(expr) -> bool:
+    from sympy.core.function import AppliedUndef
+
+    return bool(sp.sympify(expr).atoms(AppliedUndef))
+
+
+_check_step_on_symbols = _check_step
+
+
+def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    if step.rule in EQUALITY_RULES and (
+        _has_generic_function(prev) or _has_generic_function(step.expr)
+    ):
+        a, b = _jet_symbols(sp.sympify(prev).subs(facts), sp.sympify(step.expr).subs(facts))
+        ok, detail = equal(a, b, {}, rng)
+        return ok, f"for every function (jet symbols): {detail}" if ok else detail
+    return _check_step_on_symbols(prev, step, facts, rng)
