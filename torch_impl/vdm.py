@@ -447,20 +447,24 @@ def discretized_gaussian_log_likelihood(*, x_0, mean, log_var) -> torch.Tensor:
     return _log_ndtr_diff(lo, hi)
 
 
+def _sum_data(v: torch.Tensor) -> torch.Tensor:
+    """Sum [B, ...] over the data dimensions to [B] (torch's sum(()) would sum everything)."""
+    return v.flatten(1).sum(1) if v.ndim > 1 else v
+
+
 def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t) -> torch.Tensor:
     """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
-    dims = tuple(range(1, x_0.ndim))
     # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms)
     weight = schedule.gather("x_0_loss_weight", t, x_0)
     is_recon = append_dims(t == 1, x_0)
-    kl = torch.where(is_recon, 0.0, weight * (x_0_hat - x_0) ** 2).sum(dims)
+    kl = _sum_data(torch.where(is_recon, 0.0, weight * (x_0_hat - x_0) ** 2))
     # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, var_q(2))
     mean = schedule.p_mean(x_t=x_t, x_0_hat=x_0_hat, t=t)
     log_var = schedule.posterior_log_var(t, x_0)
     decoder = -discretized_gaussian_log_likelihood(
         x_0=x_0, mean=mean, log_var=log_var.expand_as(x_0)
     )
-    recon = torch.where(is_recon, decoder, 0.0).sum(dims)
+    recon = _sum_data(torch.where(is_recon, decoder, 0.0))
     return kl + recon
 
 
@@ -486,7 +490,7 @@ def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t) -> torch.Tensor:
 
 def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
     ab_T = schedule.coefficients(x_0.dtype, x_0.device)["alpha_bar_t"][-1]
-    return prior_kl_term(x_0=x_0, alpha_bar_t=ab_T).sum(tuple(range(1, x_0.ndim)))
+    return _sum_data(prior_kl_term(x_0=x_0, alpha_bar_t=ab_T))
 
 
 @register(58, 100)
