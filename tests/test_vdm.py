@@ -244,7 +244,7 @@ def test_posterior_is_bayes_rule_by_quadrature(a, abp, x_t, x_0):
     # integrate over the prior's bulk (independent of the tested mean/variance)
     lo, hi = m0 - 12 * math.sqrt(v0), m0 + 12 * math.sqrt(v0)
     peak = (math.sqrt(a) * x_t / (1 - a) + m0 / v0) / (a / (1 - a) + 1 / v0)
-    opts = dict(epsabs=0, epsrel=1e-12, limit=400, points=[min(max(peak, lo), hi)])
+    opts = dict(epsabs=0, epsrel=1e-10, limit=400, points=[min(max(peak, lo), hi)])
     z = integrate.quad(joint, lo, hi, **opts)[0]
     m1 = integrate.quad(lambda u: u * joint(u), lo, hi, **opts)[0] / z
     m2 = integrate.quad(lambda u: (u - m1) ** 2 * joint(u), lo, hi, **opts)[0] / z
@@ -874,7 +874,7 @@ def test_one_t_estimator_is_unbiased_for_the_full_elbo():
     """E_{t, eps}[T L_t + prior] = E_eps[prior + sum_t L_t]: the one-t training loss (t
     uniform in 1..T) against the full vectorized negative ELBO, both averaged over noise;
     |difference| <= 4 standard errors of the difference."""
-    T, n_full, n_one = 40, 400, 40_000
+    T, n_full, n_one = 8, 2000, 40_000
     gen = torch.Generator().manual_seed(0)
     s = tim.cosine_schedule(T, dtype=torch.float64)
     x_0 = torch.tensor(_pixels(np.random.default_rng(0), (1, 3)))
@@ -886,7 +886,8 @@ def test_one_t_estimator_is_unbiased_for_the_full_elbo():
     diff = one.mean() - full.mean()
     se = math.sqrt(one.var().item() / n_one + full.var().item() / n_full)
     assert abs(diff.item()) <= tol.MC_SIGMAS * se
-    assert se < 0.05 * full.mean().item()  # the comparison has power: se is a few % at most
+    # power: an estimator weighted by T - 1 instead of T (12.5% low here) is rejected
+    assert abs((one.mean() * (T - 1) / T - full.mean()).item()) > tol.MC_SIGMAS * se
 
 
 @pytest.mark.eq(58, 100)
