@@ -297,7 +297,14 @@ def forward_posterior() -> Derivation:
             eq=78,
         ),
         Step(
-            sp.exp(-half * ((a - ab + 1 - a) / ((1 - a) * (1 - abp)) * x**2 - 2 * lin * x)),
+            sp.exp(
+                -half
+                # unevaluated, to show the paper's line before 1 - alpha_bar_t is collected
+                * (
+                    sp.Add(a, -ab, 1, -a, evaluate=False) / ((1 - a) * (1 - abp)) * x**2
+                    - 2 * lin * x
+                )
+            ),
             "algebra",
             "alpha_t alpha_bar_{t-1} = alpha_bar_t",
             eq=79,
