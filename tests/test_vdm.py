@@ -317,6 +317,34 @@ def test_gather_broadcasts_over_data_of_any_shape():
         assert torch.isfinite(s.posterior_log_var(t, x)).all()
 
 
+@pytest.mark.eq(84, 85)
+@pytest.mark.parametrize("T", [2, 1000])
+def test_docs_mapping_matches_ddpm_style_arrays(T):
+    """docs/ddpm_mapping.md: DDPM's arrays (0-based, computed the way their code does, in
+    float64 numpy) equal ours at t = i + 1."""
+    betas = np.linspace(1e-4, 0.02, T, dtype=np.float64)
+    alphas = 1.0 - betas
+    alphas_cumprod = np.cumprod(alphas, axis=0)
+    alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
+    posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+    clipped = np.log(np.append(posterior_variance[1], posterior_variance[1:]))
+    coef1 = betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+    coef2 = (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod)
+    s = tim.linear_schedule(T, dtype=torch.float64)
+    ours = {k: v.numpy() for k, v in s.coefficients().items()}
+    rtol = 1e-9  # DDPM's 1 - alphas_cumprod cancels near t = 1 (our log-space form does not)
+    for mine, theirs in [
+        ("beta_t", betas),
+        ("alpha_bar_t", alphas_cumprod),
+        ("alpha_bar_prev", alphas_cumprod_prev),
+        ("var_q", posterior_variance),
+        ("log_var_q", clipped),
+        ("mu_q_coef_x_0", coef1),
+        ("mu_q_coef_x_t", coef2),
+    ]:
+        np.testing.assert_allclose(ours[mine], theirs, rtol=rtol, atol=1e-300, err_msg=mine)
+
+
 # --- schedules: bad input ---------------------------------------------------------------------
 
 
