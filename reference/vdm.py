@@ -11,3 +11,248 @@ from reference._generated.vdm import kl_normal, q_mean, q_sample, q_var  # noqa:
 
 
 # --- (region: VDM posterior, schedules, denoising objective, eqs. (71)-(100)) ---
+# isort: split
+import dataclasses
+import math
+
+import numpy as np
+from scipy import special
+
+from reference._args import as_float64
+from reference._generated.vdm import (  # noqa: F401
+    denoising_kl,
+    mu_q,
+    mu_theta,
+    var_q,
+    x_0_loss_weight,
+)
+from udm import checks, register
+
+SCHEDULES = ("linear", "scaled-linear", "cosine")
+
+
+def _log1mexp(x: np.ndarray) -> np.ndarray:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends (Maechler 2012)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(x > -math.log(2), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
+
+
+@register(31, 70, 85)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Schedule:
+    """A noise schedule alpha_1..alpha_T in float64 with the paper's indexing, eqs. (31), (70), (85).
+
+    Built from beta_t = 1 - alpha_t (eq. (31)), each in (0, 1). Every attribute is a float64
+    array of length T whose element t - 1 belongs to time step t (t = 1..T); use `at(t)` to
+    index by the paper's t. Computed in log space: log alpha_bar_t = cumsum(log1p(-beta_t))
+    (eq. (70)), 1 - alpha_bar_t = -expm1(log alpha_bar_t), log SNR(t) = log alpha_bar_t -
+    log(1 - alpha_bar_t), and sigma_q^2(t) = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
+    (eq. (85)) with alpha_bar_0 = 1, so sigma_q^2(1) = 0.
+
+    `log_var_q[0]` (t = 1) is clipped to log sigma_q^2(2), as DDPM's
+    `posterior_log_variance_clipped` does: sigma_q^2(1) = 0 has no finite log, and t = 1 only
+    needs a decoder scale (T = 1: log beta_1). `var_q` itself is exact (0 at t = 1).
+    """
+
+    beta_t: np.ndarray
+
+    def __post_init__(self):
+        beta = as_float64("beta_t", self.beta_t, "open_unit")
+        if beta.ndim != 1 or beta.size == 0:
+            raise ValueError(f"beta_t must be a non-empty 1-D array, got shape {beta.shape}")
+        log_alpha = np.log1p(-beta)
+        log_ab = np.cumsum(log_alpha)
+        log_ab_prev = np.concatenate([[0.0], log_ab[:-1]])
+        log_one_minus_ab = _log1mexp(log_ab)
+        log_one_minus_ab_prev = _log1mexp(log_ab_prev)  # -inf at t = 1
+        with np.errstate(divide="ignore"):
+            log_var_q = np.log(beta) + log_one_minus_ab_prev - log_one_minus_ab
+        # t = 1: sigma_q^2 = 0; clip as DDPM does (see the class docstring)
+        log_var_q[0] = log_var_q[1] if beta.size > 1 else np.log(beta[0])
+        fields = {
+            "beta_t": beta,
+            "alpha_t": 1.0 - beta,
+            "log_alpha_t": log_alpha,
+            "log_alpha_bar_t": log_ab,
+            "alpha_bar_t": np.exp(log_ab),
+            "alpha_bar_prev": np.exp(log_ab_prev),
+            "one_minus_alpha_bar_t": -np.expm1(log_ab),
+            # + 0.0 turns the -0.0 of t = 1 into 0.0
+            "var_q": beta * -np.expm1(log_ab_prev) / -np.expm1(log_ab) + 0.0,
+            "log_var_q": log_var_q,
+            "log_snr": log_ab - log_one_minus_ab,
+        }
+        fields["snr"] = np.exp(fields["log_snr"])
+        for name, value in fields.items():
+            value.setflags(write=False)
+            object.__setattr__(self, name, value)
+
+    @property
+    def T(self) -> int:
+        return int(self.beta_t.size)
+
+    @property
+    def t(self) -> np.ndarray:
+        """The time steps 1..T (paper indexing)."""
+        return np.arange(1, self.T + 1)
+
+    def at(self, t) -> dict[str, np.ndarray]:
+        """The coefficients at time step(s) t (integers, 1 <= t <= T) as a dict of arrays."""
+        t = np.asarray(t)
+        checks.timestep("t", t if t.ndim else int(t), self.T)
+        return {name: getattr(self, name)[t - 1] for name in _COEFFICIENTS}
+
+    def __repr__(self) -> str:
+        return f"Schedule(T={self.T}, beta_1={self.beta_t[0]:.6g}, beta_T={self.beta_t[-1]:.6g})"
+
+
+_COEFFICIENTS = (
+    "beta_t",
+    "alpha_t",
+    "alpha_bar_t",
+    "alpha_bar_prev",
+    "var_q",
+    "log_var_q",
+    "snr",
+    "log_snr",
+)
+
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T must be an int >= 1, got {T!r}")
+    return int(T)
+
+
+def _check_betas(beta_start, beta_end) -> None:
+    for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
+        checks.in_unit_interval(name, value, closed_right=False)
+
+
+@register(31)
+def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
+    """DDPM's schedule, linear in beta_t = 1 - alpha_t (eq. (31)): linspace(beta_start, beta_end, T).
+
+    Ho et al. (2020) use T = 1000, 1e-4..0.02 (improved DDPM rescales the ends by 1000 / T;
+    pass the rescaled values to get that).
+    """
+    T = _check_T(T)
+    _check_betas(beta_start, beta_end)
+    return Schedule(np.linspace(beta_start, beta_end, T, dtype=np.float64))
+
+
+@register(31)
+def scaled_linear_schedule(
+    T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012
+) -> Schedule:
+    """Stable Diffusion's schedule (eq. (31) with beta_t linear in sqrt space).
+
+    beta_t = linspace(sqrt(beta_start), sqrt(beta_end), T)^2 (diffusers' `scaled_linear`).
+    """
+    T = _check_T(T)
+    _check_betas(beta_start, beta_end)
+    return Schedule(np.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T) ** 2)
+
+
+@register(31, 70)
+def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
+    """Improved DDPM's cosine schedule (Nichol & Dhariwal 2021) for alpha_t of eq. (31).
+
+    f(u) = cos((u + s) / (1 + s) * pi / 2)^2 is the target alpha_bar (eq. (70)) at u = t / T;
+    beta_t = min(1 - f(t / T) / f((t - 1) / T), max_beta), the clipping that keeps the last
+    steps (where f -> 0) from having beta_t = 1.
+    """
+    T = _check_T(T)
+    checks.positive("s", s)
+    checks.in_unit_interval("max_beta", max_beta, closed_right=False)
+    u = np.arange(T + 1, dtype=np.float64) / T
+    f = np.cos((u + s) / (1 + s) * np.pi / 2) ** 2
+    return Schedule(np.minimum(1 - f[1:] / f[:-1], max_beta))
+
+
+@register(31)
+def schedule_from_alphas(alpha_t) -> Schedule:
+    """A schedule from user-given alpha_1..alpha_T (eq. (31)), each in (0, 1).
+
+    alpha_t = 1 is refused: it would make sigma_q^2(t) = 0 for t >= 2 (a degenerate KL) or
+    alpha_bar_1 = 1 (no noise at all).
+    """
+    alpha = as_float64("alpha_t", alpha_t, "open_unit")
+    return Schedule(1.0 - alpha)
+
+
+@register(31, 70)
+def schedule_from_alpha_bars(alpha_bar_t) -> Schedule:
+    """A schedule from user-given alpha_bar_1..alpha_bar_T (eq. (70)), strictly decreasing in (0, 1).
+
+    beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) computed as -expm1 of the
+    difference of logs.
+    """
+    ab = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    if ab.ndim != 1 or ab.size == 0:
+        raise ValueError(f"alpha_bar_t must be a non-empty 1-D array, got shape {ab.shape}")
+    if np.any(np.diff(ab) >= 0):
+        bad = int(np.argmax(np.diff(ab) >= 0)) + 2
+        raise ValueError(f"alpha_bar_t must be strictly decreasing in t; it is not at t = {bad}")
+    log_ab = np.log(ab)
+    return Schedule(-np.expm1(np.diff(log_ab, prepend=0.0)))
+
+
+@register(31)
+def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None) -> Schedule:
+    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31)).
+
+    beta_start / beta_end override the linear schedules' defaults (cosine ignores them and
+    refuses them if given).
+    """
+    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
+    if name in builders:
+        ends = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v}
+        return builders[name](T, **ends)
+    if name == "cosine":
+        if beta_start is not None or beta_end is not None:
+            raise ValueError("the cosine schedule takes no beta_start/beta_end")
+        return cosine_schedule(T)
+    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+
+
+# --- ELBO terms (eq. (58)) for the torch layer's oracle: per coordinate, float64 ---------
+
+
+@register(58, 86)
+def prior_kl_term(*, x_0, alpha_bar_t):
+    """Prior matching term of eq. (58), KL(q(x_T | x_0) || N(0, I)) per coordinate, by eq. (86).
+
+    Pass alpha_bar_t = alpha_bar_T. Sum over coordinates for the term of one sample.
+    """
+    x_0 = as_float64("x_0", x_0)
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
+    return kl_normal(
+        mean_q=np.sqrt(alpha_bar_t) * x_0, var_q=1 - alpha_bar_t, mean_p=0.0, var_p=1.0
+    )
+
+
+@register(58)
+def discretized_gaussian_log_likelihood(*, x_0, mean, log_var):
+    """log p(x_0 | x_1) of DDPM's discretized Gaussian decoder, per coordinate (eq. (58)).
+
+    x_0 holds 8-bit data scaled to [-1, 1] (x = k / 127.5 - 1, k = 0..255); the bin of x is
+    [x - 1/255, x + 1/255], the edge bins extend to -inf and +inf. Float64, via scipy's
+    log_ndtr on whichever tail keeps the difference of CDFs accurate.
+    """
+    x_0 = as_float64("x_0", x_0)
+    mean = as_float64("mean", mean)
+    log_var = as_float64("log_var", log_var)
+    if np.any(np.abs(x_0) > 1):
+        raise ValueError("x_0 must lie in [-1, 1] (8-bit data scaled to [-1, 1])")
+    inv_std = np.exp(-0.5 * log_var)
+    hi = np.where(x_0 > 1 - 1e-3, np.inf, (x_0 - mean + 1 / 255) * inv_std)
+    lo = np.where(x_0 < -1 + 1e-3, -np.inf, (x_0 - mean - 1 / 255) * inv_std)
+    # log(Phi(hi) - Phi(lo)); in the upper tail use Phi(-lo) - Phi(-hi) instead
+    upper = lo > 0
+    a = np.where(upper, -hi, lo)
+    b = np.where(upper, -lo, hi)
+    log_b = special.log_ndtr(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return log_b + _log1mexp(special.log_ndtr(a) - log_b)

@@ -26,6 +26,465 @@ def _t(value, dtype, device):
 
 
 # --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
+# isort: split
+import json  # noqa: E402
+import math  # noqa: E402
+
+from click.testing import CliRunner  # noqa: E402
+from hypothesis import assume  # noqa: E402
+
+from torch_impl._tensors import append_dims  # noqa: E402
+from udm.cli import main as udm_main  # noqa: E402
+
+F64_EPS = float(np.finfo(np.float64).eps)
+
+
+@st.composite
+def schedule_and_t(draw, max_T: int = 4000):
+    """(alphas, t): a generated schedule and a time step in 1..T, edges pinned often."""
+    alphas = draw(schedules(max_T=max_T))
+    T = alphas.size
+    t = draw(st.one_of(st.just(1), st.just(T), st.integers(1, T)))
+    return alphas, t
+
+
+def _both(alphas):
+    """The reference schedule and the torch schedule (float64) of the same alphas."""
+    return ref.schedule_from_alphas(alphas), tim.schedule_from_alphas(alphas, dtype=torch.float64)
+
+
+@pytest.mark.eq(31, 70, 85)
+@given(alphas=schedules(max_T=4000))
+@example(alphas=np.array([0.5]))  # T = 1
+@example(alphas=np.full(4000, 1 - 1e-5))  # alpha_bar stays near 1
+@example(alphas=np.full(4000, 0.5))  # alpha_bar underflows to 0 at t ~ 1075
+def test_schedule_torch_float64_matches_reference(alphas):
+    r, s = _both(alphas)
+    for name in ref._COEFFICIENTS:
+        np.testing.assert_allclose(
+            s.coefficients()[name].numpy(), getattr(r, name), err_msg=name, **tol.F64
+        )
+    assert s.T == r.T == alphas.size
+
+
+@pytest.mark.eq(31, 70, 85)
+@given(alphas=schedules(max_T=4000))
+def test_schedule_float32_coefficients_are_rounded_once(alphas):
+    """float32 buffers are the float64 values rounded once: within half a float32 ulp."""
+    s = tim.schedule_from_alphas(alphas, dtype=torch.float32)
+    r = ref.schedule_from_alphas(alphas)
+    for name in ("alpha_t", "alpha_bar_t", "alpha_bar_prev", "var_q", "log_var_q", "log_snr"):
+        got = s.coefficients()[name].numpy().astype(np.float64)
+        want = getattr(r, name)
+        normal = np.abs(want) >= np.finfo(np.float32).tiny
+        half_ulp = np.spacing(np.abs(want[normal]).astype(np.float32)).astype(np.float64) / 2
+        assert np.all(np.abs(got[normal] - want[normal]) <= half_ulp * (1 + 1e-6)), name
+
+
+@pytest.mark.eq(70, 85)
+@given(alphas=schedules(max_T=4000))
+@example(alphas=np.full(3, 1 - 1e-9))
+def test_schedule_log_space_forms_match_the_direct_formulas(alphas):
+    """Schedule (cumsum of logs, expm1) vs the direct float64 products and eq. (85) as
+    generated from the derivation. The direct route loses eps / (1 - alpha_bar) relative
+    accuracy to cancellation, so the tolerance scales with that condition number."""
+    r = ref.schedule_from_alphas(alphas)
+    direct = np.cumprod(alphas)
+    # cumsum of t logs carries <= t eps |log alpha_bar_t| absolute error, which exp turns
+    # into relative error; cumprod carries <= t eps relative
+    t = np.arange(1, alphas.size + 1)
+    bound = 2 * F64_EPS * t * (1 + np.abs(r.log_alpha_bar_t)) * direct
+    assert np.all(np.abs(r.alpha_bar_t - direct) <= bound + 1e-300)
+    if r.T >= 2:
+        ab, abp, a = r.alpha_bar_t[1:], r.alpha_bar_prev[1:], r.alpha_t[1:]
+        gen = ref.var_q(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+        cond = 1 / (1 - abp) + 1 / (1 - ab) + 1 / (1 - a)
+        assert np.all(np.abs(r.var_q[1:] - gen) <= 8 * F64_EPS * cond * gen)
+        # log_var_q is the log of var_q where var_q > 0, clipped at t = 1
+        np.testing.assert_allclose(np.exp(r.log_var_q[1:]), r.var_q[1:], rtol=1e-13)
+        assert r.log_var_q[0] == r.log_var_q[1]
+    else:
+        assert r.log_var_q[0] == np.log(1 - alphas[0])
+    assert r.var_q[0] == 0.0 and r.alpha_bar_prev[0] == 1.0
+    np.testing.assert_allclose(r.alpha_bar_prev[1:], r.alpha_bar_t[:-1], rtol=0, atol=0)
+    ok = r.alpha_bar_t > 1e-300
+    np.testing.assert_allclose(
+        r.snr[ok], r.alpha_bar_t[ok] / (1 - r.alpha_bar_t[ok]), rtol=1e-12 / (1 - r.alpha_bar_t[0])
+    )
+    np.testing.assert_allclose(r.log_snr[ok], np.log(r.snr[ok]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.eq(31, 70)
+def test_schedules_match_their_published_definitions():
+    lin = ref.linear_schedule()
+    betas = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)  # DDPM, diffusion_utils_2.py
+    np.testing.assert_allclose(lin.beta_t, betas, rtol=0, atol=0)
+    np.testing.assert_allclose(lin.alpha_bar_t, np.cumprod(1 - betas), rtol=1e-12)
+    np.testing.assert_allclose(lin.alpha_bar_t[-1], 4.0358e-05, rtol=1e-4)  # DDPM's value
+    sd = ref.scaled_linear_schedule()
+    np.testing.assert_allclose(
+        sd.beta_t, np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2, rtol=1e-15
+    )
+    np.testing.assert_allclose(sd.alpha_bar_t[-1], 0.0047, rtol=1e-2)  # SD's final value
+    cos = ref.cosine_schedule()
+
+    def f(u):
+        return math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    # improved-diffusion's betas_for_alpha_bar, as a Python loop (independent of ours)
+    want = [min(1 - f((i + 1) / 1000) / f(i / 1000), 0.999) for i in range(1000)]
+    np.testing.assert_allclose(cos.beta_t, want, rtol=1e-14)
+    assert cos.beta_t[-1] == 0.999 and np.all(cos.beta_t <= 0.999)
+    unclipped = cos.beta_t < 0.999
+    np.testing.assert_allclose(
+        cos.alpha_bar_t[unclipped],
+        [f((t + 1) / 1000) / f(0) for t in np.flatnonzero(unclipped)],
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.eq(31, 70, 85)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["linear", "scaled-linear", "cosine"])
+@pytest.mark.parametrize("T", [1, 2, 1000, 4000])
+def test_named_schedules_torch_matches_reference(device, name, T):
+    r = ref.make_schedule(name, T)
+    s = tim.make_schedule(name, T, dtype=torch.float64, device=device)
+    for key in ref._COEFFICIENTS:
+        got = getattr(s, key)
+        assert got.device.type == device and got.dtype == torch.float64
+        np.testing.assert_allclose(got.cpu().numpy(), getattr(r, key), err_msg=key, **tol.F64)
+
+
+@pytest.mark.eq(84, 85, 93)
+@pytest.mark.parametrize("device", DEVICES)
+@given(st_=schedule_and_t(), x=st.tuples(reals, reals))
+def test_posterior_torch_matches_reference_float64(device, st_, x):
+    (alphas, t), (x_t, x_0) = st_, x
+    r, s = _both(alphas)
+    c = r.at(t)
+    assume(c["alpha_bar_t"] < 1)
+    args = dict(
+        alpha_t=c["alpha_t"], alpha_bar_t=c["alpha_bar_t"], alpha_bar_prev=c["alpha_bar_prev"]
+    )
+    assume(args["alpha_bar_t"] > 0)  # underflowed alpha_bar is outside the closed form's domain
+    want_mean = ref.mu_q(x_t=x_t, x_0=x_0, **args)
+    want_var = ref.var_q(**args)
+    tt = torch.tensor([t], device=device)
+    xt_, x0_ = _t([x_t], torch.float64, device), _t([x_0], torch.float64, device)
+    got_mean = tim.mu_q(
+        x_t=xt_, x_0=x0_, **{k: _t(v, torch.float64, device) for k, v in args.items()}
+    )
+    got_sched = s.posterior_mean(x_t=xt_, x_0=x0_, t=tt)
+    # the pure function is the same formula (tight); the schedule's coefficients come from
+    # log space, which differs from the direct formula by eps / (1 - alpha_bar) (see above)
+    scale = abs(want_mean) + abs(x_t) + abs(x_0)
+    np.testing.assert_allclose(got_mean.cpu().numpy(), [want_mean], rtol=1e-12, atol=1e-13 * scale)
+    cond = 1 / (1 - args["alpha_bar_t"]) + (1 / (1 - args["alpha_bar_prev"]) if t > 1 else 0)
+    np.testing.assert_allclose(
+        got_sched.cpu().numpy(), [want_mean], rtol=0, atol=16 * F64_EPS * cond * scale + 1e-300
+    )
+    got_var = tim.var_q(**{k: _t(v, torch.float64, device) for k, v in args.items()})
+    np.testing.assert_allclose(got_var.cpu().numpy(), want_var, **tol.F64)
+
+
+@pytest.mark.eq(84, 85, 93)
+@pytest.mark.parametrize("device", DEVICES)
+@given(
+    a=st.floats(2**-10, 1 - 2**-10, width=32),
+    abp=st.floats(2**-10, 1.0, width=32),
+    x=st.tuples(st.floats(-100, 100, width=32), st.floats(-100, 100, width=32)),
+)
+def test_posterior_float32_within_ulps(device, a, abp, x):
+    ab = np.float32(a) * np.float32(abp)
+    assume(ab < 1)
+    a64, abp64, ab64 = float(a), float(abp), float(ab)  # the float32 inputs, exactly
+    x_t, x_0 = x
+    kw = {
+        k: _t(v, torch.float32, device)
+        for k, v in dict(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp).items()
+    }
+    got = tim.mu_q(x_t=_t(x_t, torch.float32, device), x_0=_t(x_0, torch.float32, device), **kw)
+    term_t = math.sqrt(a64) * (1 - abp64) * x_t / (1 - ab64)
+    term_0 = math.sqrt(abp64) * (1 - a64) * x_0 / (1 - ab64)
+    # 1 - a, 1 - abp, 1 - ab are exact or 1-ulp (Sterbenz); ~6 roundings per term, 1 for the sum
+    bound = 8 * tol.F32_EPS * (abs(term_t) + abs(term_0))
+    assert abs(float(got) - (term_t + term_0)) <= bound
+    got_var = float(tim.var_q(**kw))
+    want_var = (1 - a64) * (1 - abp64) / (1 - ab64)
+    assert abs(got_var - want_var) <= 6 * tol.F32_EPS * want_var
+
+
+@pytest.mark.eq(71, 72, 84, 85)
+@given(
+    a=st.floats(0.01, 0.99),
+    abp=st.floats(0.01, 1.0),
+    x_t=st.floats(-3, 3),
+    x_0=st.floats(-3, 3),
+)
+@example(a=0.5, abp=1.0, x_t=1.0, x_0=-1.0)  # t = 1: the posterior is a point mass at x_0
+def test_posterior_is_bayes_rule_by_quadrature(a, abp, x_t, x_0):
+    """Normalize q(x_t | x_{t-1}) q(x_{t-1} | x_0) over x_{t-1} numerically: the normalizer is
+    q(x_t | x_0) (the denominator of eq. (71)); mean and variance are eqs. (84), (85)."""
+    ab = a * abp
+    mean = ref.mu_q(x_t=x_t, x_0=x_0, alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    var = ref.var_q(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    if abp == 1.0:  # q(x_{t-1} | x_0) is a point mass at x_0
+        assert mean == pytest.approx(x_0, rel=1e-12, abs=1e-12) and var == 0
+        return
+
+    def pdf(x, m, v):  # plain floats: scipy.stats' per-call overhead dominates quad
+        return math.exp(-((x - m) ** 2) / (2 * v)) / math.sqrt(2 * math.pi * v)
+
+    m0, v0 = math.sqrt(abp) * x_0, 1 - abp
+
+    def joint(u):
+        return pdf(x_t, math.sqrt(a) * u, 1 - a) * pdf(u, m0, v0)
+
+    # integrate over the prior's bulk (independent of the tested mean/variance)
+    lo, hi = m0 - 12 * math.sqrt(v0), m0 + 12 * math.sqrt(v0)
+    peak = (math.sqrt(a) * x_t / (1 - a) + m0 / v0) / (a / (1 - a) + 1 / v0)
+    opts = dict(epsabs=0, epsrel=1e-10, limit=400, points=[min(max(peak, lo), hi)])
+    z = integrate.quad(joint, lo, hi, **opts)[0]
+    m1 = integrate.quad(lambda u: u * joint(u), lo, hi, **opts)[0] / z
+    m2 = integrate.quad(lambda u: (u - m1) ** 2 * joint(u), lo, hi, **opts)[0] / z
+    np.testing.assert_allclose(
+        z, stats.norm(math.sqrt(ab) * x_0, math.sqrt(1 - ab)).pdf(x_t), rtol=1e-8
+    )
+    np.testing.assert_allclose(m1, mean, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(m2, var, rtol=1e-7)
+
+
+@pytest.mark.eq(71, 84, 85)
+@pytest.mark.statistical
+@pytest.mark.parametrize(("T", "t"), [(2, 2), (10, 6), (50, 50)])
+def test_posterior_matches_monte_carlo_of_the_chain(T, t):
+    """Run the chain x_0 -> x_1 -> ... -> x_t step by step (eq. (31)) and regress x_{t-1} on
+    x_t. (x_{t-1}, x_t) given x_0 is jointly Gaussian, so E[x_{t-1} | x_t] is exactly linear
+    in x_t: OLS is an unbiased, sound estimator of mu_q's slope and intercept, and the
+    residual variance estimates sigma_q^2. Each within 4 standard errors."""
+    rng = np.random.default_rng(1000 * T + t)
+    alphas = 1 - np.linspace(0.02, 0.3, T)
+    r = ref.schedule_from_alphas(alphas)
+    n, x_0 = 200_000, 0.7
+    x = np.full(n, x_0)
+    for a in alphas[: t - 1]:
+        x = np.sqrt(a) * x + np.sqrt(1 - a) * rng.standard_normal(n)
+    x_prev = x
+    x_t = np.sqrt(alphas[t - 1]) * x_prev + np.sqrt(1 - alphas[t - 1]) * rng.standard_normal(n)
+    design = np.stack([np.ones(n), x_t], axis=1)
+    coef, *_ = np.linalg.lstsq(design, x_prev, rcond=None)
+    resid = x_prev - design @ coef
+    s2 = resid @ resid / (n - 2)
+    cov = s2 * np.linalg.inv(design.T @ design)
+    c = r.at(t)
+    args = dict(
+        alpha_t=c["alpha_t"], alpha_bar_t=c["alpha_bar_t"], alpha_bar_prev=c["alpha_bar_prev"]
+    )
+    slope = ref.mu_q(x_t=1.0, x_0=0.0, **args)  # coefficient of x_t
+    intercept = ref.mu_q(x_t=0.0, x_0=x_0, **args)
+    assert abs(coef[1] - slope) <= tol.MC_SIGMAS * math.sqrt(cov[1, 1])
+    assert abs(coef[0] - intercept) <= tol.MC_SIGMAS * math.sqrt(cov[0, 0])
+    var = ref.var_q(**args)
+    assert abs(s2 - var) <= tol.MC_SIGMAS * var * math.sqrt(2 / (n - 2))
+    # power: a 3% error in the variance would be detected
+    assert abs(s2 - 1.03 * var) > tol.MC_SIGMAS * var * math.sqrt(2 / (n - 2))
+
+
+@pytest.mark.eq(84, 85, 94)
+def test_gather_broadcasts_over_data_of_any_shape():
+    s = tim.linear_schedule(T=10, dtype=torch.float64)
+    for shape in [(3,), (3, 2), (3, 2, 4, 4)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        t = torch.tensor([1, 5, 10])
+        got = s.posterior_mean(x_t=x, x_0=2 * x, t=t)
+        want = np.stack(
+            [
+                ref.mu_q(
+                    x_t=x[i].numpy(),
+                    x_0=2 * x[i].numpy(),
+                    **{
+                        k: s.coefficients()[k][ti - 1].item()
+                        for k in ("alpha_t", "alpha_bar_t", "alpha_bar_prev")
+                    },
+                )
+                for i, ti in enumerate(t.tolist())
+            ]
+        )
+        assert got.shape == x.shape
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+        assert s.posterior_var(t, x).shape == (3,) + (1,) * (len(shape) - 1)
+        assert torch.isfinite(s.posterior_log_var(t, x)).all()
+
+
+@pytest.mark.eq(84, 85)
+@pytest.mark.parametrize("T", [2, 1000])
+def test_docs_mapping_matches_ddpm_style_arrays(T):
+    """docs/ddpm_mapping.md: DDPM's arrays (0-based, computed the way their code does, in
+    float64 numpy) equal ours at t = i + 1."""
+    betas = np.linspace(1e-4, 0.02, T, dtype=np.float64)
+    alphas = 1.0 - betas
+    alphas_cumprod = np.cumprod(alphas, axis=0)
+    alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
+    posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+    clipped = np.log(np.append(posterior_variance[1], posterior_variance[1:]))
+    coef1 = betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+    coef2 = (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod)
+    s = tim.linear_schedule(T, dtype=torch.float64)
+    ours = {k: v.numpy() for k, v in s.coefficients().items()}
+    rtol = 1e-9  # DDPM's 1 - alphas_cumprod cancels near t = 1 (our log-space form does not)
+    for mine, theirs in [
+        ("beta_t", betas),
+        ("alpha_bar_t", alphas_cumprod),
+        ("alpha_bar_prev", alphas_cumprod_prev),
+        ("var_q", posterior_variance),
+        ("log_var_q", clipped),
+        ("mu_q_coef_x_0", coef1),
+        ("mu_q_coef_x_t", coef2),
+    ]:
+        np.testing.assert_allclose(ours[mine], theirs, rtol=rtol, atol=1e-300, err_msg=mine)
+
+
+# --- schedules: bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.eq(31, 70, 85)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda m: m.schedule_from_alphas([0.9, 1.5]), ValueError, r"alpha_t must lie in \(0, 1\)"),
+        (lambda m: m.schedule_from_alphas([0.9, 0.0]), ValueError, "alpha_t"),
+        (lambda m: m.schedule_from_alphas([0.9, -0.1]), ValueError, "alpha_t"),
+        (lambda m: m.schedule_from_alphas([1.0, 0.9]), ValueError, "alpha_t"),
+        (
+            lambda m: m.schedule_from_alphas([0.9, float("nan")]),
+            ValueError,
+            "alpha_t must be finite",
+        ),
+        (
+            lambda m: m.schedule_from_alpha_bars([0.9, 0.5, 0.6]),
+            ValueError,
+            r"strictly decreasing.*t = 3",
+        ),
+        (lambda m: m.schedule_from_alpha_bars([0.9, 0.9]), ValueError, "strictly decreasing"),
+        (lambda m: m.linear_schedule(T=0), ValueError, "T must be an int >= 1"),
+        (lambda m: m.linear_schedule(T=10, beta_end=1.2), ValueError, "beta_end"),
+        (lambda m: m.make_schedule("quadratic"), ValueError, "unknown schedule 'quadratic'"),
+        (lambda m: m.make_schedule("cosine", beta_start=0.1), ValueError, "cosine"),
+        (
+            lambda m: m.mu_q(x_t=0.0, x_0=0.0, alpha_t=0.5, alpha_bar_t=1.0, alpha_bar_prev=1.0),
+            ValueError,
+            "alpha_bar_t",
+        ),
+        (
+            lambda m: m.x_0_loss_weight(alpha_t=0.5, alpha_bar_t=0.5, alpha_bar_prev=1.0),
+            ValueError,
+            "alpha_bar_prev",
+        ),
+    ],
+)
+def test_schedule_bad_input_is_refused_by_name(layer, call, error, message):
+    with pytest.raises(error, match=message):
+        call(layer)
+
+
+@pytest.mark.eq(31, 85)
+@pytest.mark.parametrize("bad_t", [0, 11, -1])
+def test_t_outside_1_to_T_is_refused(bad_t):
+    r, s = ref.linear_schedule(T=10), tim.linear_schedule(T=10)
+    with pytest.raises(ValueError, match=r"1 <= t <= T = 10"):
+        r.at(bad_t)
+    with pytest.raises(ValueError, match=r"1 <= t <= T = 10"):
+        s.check_t(torch.tensor([1, bad_t]))
+    x = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"1 <= t <= T = 10"):
+        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, bad_t]))
+    with pytest.raises(TypeError, match="integer time step"):
+        s.check_t(torch.tensor([1.5]))
+
+
+@pytest.mark.eq(84, 93)
+def test_posterior_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match=r"x_t\(4, 3\).*x_0\(4, 2\)"):
+        ref.mu_q(
+            x_t=np.zeros((4, 3)),
+            x_0=np.zeros((4, 2)),
+            alpha_t=0.9,
+            alpha_bar_t=0.5,
+            alpha_bar_prev=0.6,
+        )
+    with pytest.raises(ValueError, match="do not broadcast"):
+        tim.mu_q(
+            x_t=torch.zeros(4, 3),
+            x_0=torch.zeros(4, 2),
+            alpha_t=0.9,
+            alpha_bar_t=0.5,
+            alpha_bar_prev=0.6,
+        )
+    s, x = tim.linear_schedule(T=10), torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="shapes must be equal"):
+        tim.vb_term(s, x_0=x, x_t=torch.zeros(2, 4), x_0_hat=x, t=torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"t must have shape \[B\]"):
+        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"eps must have shape \[T, B, \.\.\.\]"):
+        tim.vb_terms(s, lambda x_t, t: x_t, x, eps=torch.zeros(10, 2, 4))
+
+
+# --- udm schedule -----------------------------------------------------------------------------
+
+
+@pytest.mark.eq(31, 70, 85)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("linear", []),
+        ("scaled-linear", ["--T", "50"]),
+        ("cosine", ["--T", "1"]),
+        ("linear", ["--T", "7", "--beta-start", "0.001", "--beta-end", "0.3"]),
+    ],
+)
+def test_udm_schedule_json_matches_the_schedule(name, args, dtype):
+    result = CliRunner().invoke(udm_main, ["schedule", name, *args, "--dtype", dtype, "--json"])
+    assert result.exit_code == 0, result.output
+    obj = json.loads(result.output)
+    assert {"t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr"} <= set(obj)
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    r = ref.make_schedule(
+        name,
+        int(opts.get("--T", 1000)),
+        beta_start=float(opts["--beta-start"]) if "--beta-start" in opts else None,
+        beta_end=float(opts["--beta-end"]) if "--beta-end" in opts else None,
+    )
+    assert obj["t"] == list(range(1, r.T + 1))
+    for key in ("alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr"):
+        want, got = getattr(r, key), np.asarray(obj[key])
+        if dtype == "float32":  # the float64 value rounded once to float32: <= 1 ulp apart
+            assert np.all(got == got.astype(np.float32)), key  # printed float32 values
+            assert np.all(np.abs(got - want) <= np.spacing(np.abs(want).astype(np.float32))), key
+        else:
+            np.testing.assert_allclose(got, want, err_msg=key, **tol.F64)
+
+
+@pytest.mark.eq(31)
+def test_udm_schedule_text_plot_and_errors(tmp_path):
+    result = CliRunner().invoke(udm_main, ["schedule", "cosine", "--T", "3"])
+    assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 4
+    assert result.output.split()[:6] == ["t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr"]
+    bad = CliRunner().invoke(udm_main, ["schedule", "linear", "--T", "0"])
+    assert bad.exit_code == 2 and "T must be an int >= 1" in bad.output
+    bad = CliRunner().invoke(udm_main, ["schedule", "quadratic"])
+    assert bad.exit_code == 2
+    png = tmp_path / "s.png"
+    out = CliRunner().invoke(udm_main, ["schedule", "linear", "--T", "20", "--plot", str(png)])
+    assert out.exit_code == 0
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "needs matplotlib" in out.output and not png.exists()
+    else:
+        assert png.stat().st_size > 0
 
 
 # --- q(x_t | x_0), eqs. (69)-(70) -------------------------------------------------------------
@@ -217,3 +676,261 @@ def test_shape_mismatch_is_an_error_not_a_broadcast():
 
 
 # --- (region: VDM denoising objective, eqs. (87)-(100)) ---
+# isort: split
+def _x0_denoiser(x_t, t):
+    """A fixed, deterministic stand-in for a network: x_0_hat = 0.8 tanh(x_t) + 0.001 t."""
+    if isinstance(x_t, torch.Tensor):
+        return 0.8 * torch.tanh(x_t) + 0.001 * append_dims(t.to(x_t.dtype), x_t)
+    return 0.8 * np.tanh(x_t) + 0.001 * t
+
+
+def _pixels(rng, shape):
+    """8-bit data scaled to [-1, 1]."""
+    return rng.integers(0, 256, size=shape) / 127.5 - 1
+
+
+@pytest.mark.eq(87, 88, 89, 90, 91, 92)
+@pytest.mark.parametrize("device", DEVICES)
+@given(q=gauss, mu_theta=st.floats(-10, 10))
+@example(q=(0.0, 1e-3), mu_theta=0.0)  # KL = 0
+def test_denoising_kl_matches_torch_distributions(device, q, mu_theta):
+    mq, vq = q
+    got = tim.denoising_kl(
+        mu_q=_t(mq, torch.float64, device), mu_theta=_t(mu_theta, torch.float64, device), var_q=vq
+    )
+    want = ref.denoising_kl(mu_q=mq, mu_theta=mu_theta, var_q=vq)
+    oracle = torch.distributions.kl_divergence(
+        torch.distributions.Normal(torch.tensor(mq, dtype=torch.float64), vq**0.5),
+        torch.distributions.Normal(torch.tensor(mu_theta, dtype=torch.float64), vq**0.5),
+    ).numpy()
+    np.testing.assert_allclose(got.cpu().numpy(), want, **tol.F64)
+    np.testing.assert_allclose(want, oracle, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.eq(88, 89, 90, 91, 92)
+def test_denoising_kl_sum_is_the_isotropic_multivariate_kl():
+    rng = np.random.default_rng(3)
+    mq, mt, vq = rng.normal(size=(6, 5)), rng.normal(size=(6, 5)), rng.uniform(0.01, 2, size=(6, 1))
+    got = tim.denoising_kl(
+        mu_q=torch.tensor(mq), mu_theta=torch.tensor(mt), var_q=torch.tensor(vq)
+    ).sum(-1)
+    cov = torch.tensor(vq)[:, :, None] * torch.eye(5, dtype=torch.float64)
+    mvn = torch.distributions.MultivariateNormal
+    want = torch.distributions.kl_divergence(mvn(torch.tensor(mq), cov), mvn(torch.tensor(mt), cov))
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.eq(94, 95, 96, 97, 98, 99)
+@pytest.mark.parametrize("device", DEVICES)
+@given(st_=schedule_and_t(), x=st.tuples(reals, reals, reals))
+def test_x_0_objective_torch_matches_reference_and_the_general_kl(device, st_, x):
+    """mu_theta (eq. (94)) and the weight (eq. (99)): torch vs the generated reference, and
+    weight * (x_0_hat - x_0)^2 vs the general Gaussian KL (eq. (86)) of the two means."""
+    (alphas, t), (x_t, x_0, x_0_hat) = st_, x
+    assume(t >= 2)
+    r, s = _both(alphas)
+    c = r.at(t)
+    args = dict(
+        alpha_t=c["alpha_t"], alpha_bar_t=c["alpha_bar_t"], alpha_bar_prev=c["alpha_bar_prev"]
+    )
+    assume(args["alpha_bar_t"] > 1e-300 and args["alpha_bar_prev"] < 1)
+    targs = {k: _t(v, torch.float64, device) for k, v in args.items()}
+    mt = ref.mu_theta(x_t=x_t, x_0_hat=x_0_hat, **args)
+    got = tim.mu_theta(
+        x_t=_t(x_t, torch.float64, device), x_0_hat=_t(x_0_hat, torch.float64, device), **targs
+    )
+    scale = abs(x_t) + abs(x_0_hat) + abs(mt)
+    np.testing.assert_allclose(got.cpu().numpy(), mt, rtol=1e-12, atol=1e-13 * scale)
+    w = ref.x_0_loss_weight(**args)
+    np.testing.assert_allclose(tim.x_0_loss_weight(**targs).cpu().numpy(), w, **tol.F64)
+    # schedule's log-space weight = (SNR(t-1) - SNR(t)) / 2 (eq. (108)'s form, independent)
+    snr = np.concatenate([[np.inf], r.snr])
+    if np.isfinite(snr[t - 1]):
+        want = (snr[t - 1] - snr[t]) / 2
+        cond = 1 + snr[t - 1] / max(want, 1e-300)
+        assert abs(s.coefficients()["x_0_loss_weight"][t - 1].item() - want) <= 1e-13 * cond * want
+    vq = ref.var_q(**args)
+    assume(vq > 1e-250)
+    kl = ref.kl_normal(mean_q=ref.mu_q(x_t=x_t, x_0=x_0, **args), var_q=vq, mean_p=mt, var_p=vq)
+    direct = w * (x_0_hat - x_0) ** 2
+    # the general KL subtracts means of size ~|x_t|: absolute error eps * |x_t|^2 / var_q
+    means = abs(x_t) + abs(x_0) + abs(x_0_hat)
+    assert abs(kl - direct) <= 1e-12 * direct + 64 * F64_EPS * means**2 / vq * max(1, 1 / vq)
+
+
+@pytest.mark.eq(86, 58)
+@pytest.mark.parametrize("device", DEVICES)
+@given(x_0=st.floats(-1, 1), ab=st.floats(1e-12, 1 - 1e-6))
+def test_prior_kl_term_matches_reference_and_torch_distributions(device, x_0, ab):
+    got = tim.prior_kl_term(x_0=_t(x_0, torch.float64, device), alpha_bar_t=ab).cpu().numpy()
+    want = ref.prior_kl_term(x_0=x_0, alpha_bar_t=ab)
+    oracle = torch.distributions.kl_divergence(
+        torch.distributions.Normal(
+            torch.tensor(math.sqrt(ab) * x_0, dtype=torch.float64), math.sqrt(1 - ab)
+        ),
+        torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0),
+    ).numpy()
+    # the closed form cancels to O(ab^2): absolute error ~ eps
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=4 * F64_EPS)
+    np.testing.assert_allclose(got, oracle, rtol=1e-10, atol=4 * F64_EPS)
+
+
+@pytest.mark.eq(58)
+@pytest.mark.parametrize("device", DEVICES)
+@given(k=st.integers(0, 255), mean=st.floats(-1.5, 1.5), log_var=st.floats(-16, 1))
+@example(k=128, mean=-1.0, log_var=-16.0)  # deep tail: DDPM's clamp would give -27.6
+@example(k=0, mean=1.0, log_var=-16.0)
+@example(k=255, mean=1.0, log_var=-16.0)
+def test_discretized_decoder_matches_reference_and_mpmath(device, k, mean, log_var):
+    import mpmath
+
+    x = k / 127.5 - 1
+    got = (
+        tim.discretized_gaussian_log_likelihood(
+            x_0=_t(x, torch.float64, device), mean=mean, log_var=log_var
+        )
+        .cpu()
+        .numpy()
+    )
+    want = ref.discretized_gaussian_log_likelihood(x_0=x, mean=mean, log_var=log_var)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    mpmath.mp.dps = 50
+    std = mpmath.sqrt(mpmath.exp(mpmath.mpf(log_var)))
+    hi = mpmath.inf if k == 255 else (mpmath.mpf(x) - mean + mpmath.mpf(1) / 255) / std
+    lo = -mpmath.inf if k == 0 else (mpmath.mpf(x) - mean - mpmath.mpf(1) / 255) / std
+    r2 = mpmath.sqrt(2)
+    if (
+        lo > 0
+    ):  # both in the upper tail: erfc keeps the tiny masses (mpmath's exponent is unbounded)
+        mass = (mpmath.erfc(lo / r2) - mpmath.erfc(hi / r2)) / 2
+    elif hi < 0:
+        mass = (mpmath.erfc(-hi / r2) - mpmath.erfc(-lo / r2)) / 2
+    else:
+        mass = mpmath.ncdf(hi) - mpmath.ncdf(lo)
+    exact = float(mpmath.log(mass))
+    np.testing.assert_allclose(want, exact, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.eq(58)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_discretized_decoder_sums_to_one_over_the_256_bins(dtype):
+    x = torch.arange(256, dtype=dtype) / 127.5 - 1
+    for mean, log_var in [(0.0, -2.0), (0.3, -9.8), (-0.99, -6.0), (2.0, 0.0)]:
+        logp = tim.discretized_gaussian_log_likelihood(x_0=x, mean=mean, log_var=log_var)
+        assert torch.isfinite(logp).all()
+        total = torch.logsumexp(logp.double(), 0).exp().item()
+        assert abs(total - 1) <= (1e-12 if dtype == torch.float64 else 1e-5)
+
+
+def _reference_terms(alphas, x_0, eps):
+    """Negative-ELBO terms one t at a time (Python loop), from the reference layer only:
+    generated mu_q / mu_theta / var_q and the GENERAL Gaussian KL of eq. (86)."""
+    r = ref.schedule_from_alphas(alphas)
+    T, B = r.T, x_0.shape[0]
+    terms = np.zeros((B, T))
+    for t in range(1, T + 1):
+        c = r.at(t)
+        x_t = np.sqrt(c["alpha_bar_t"]) * x_0 + np.sqrt(1 - c["alpha_bar_t"]) * eps[t - 1]
+        x_0_hat = _x0_denoiser(x_t, t)
+        if t == 1:
+            logp = ref.discretized_gaussian_log_likelihood(
+                x_0=x_0, mean=x_0_hat, log_var=c["log_var_q"]
+            )
+            per = -logp
+        else:
+            args = dict(
+                alpha_t=c["alpha_t"],
+                alpha_bar_t=c["alpha_bar_t"],
+                alpha_bar_prev=c["alpha_bar_prev"],
+            )
+            vq = ref.var_q(**args)
+            per = ref.kl_normal(
+                mean_q=ref.mu_q(x_t=x_t, x_0=x_0, **args),
+                var_q=vq,
+                mean_p=ref.mu_theta(x_t=x_t, x_0_hat=x_0_hat, **args),
+                var_p=vq,
+            )
+        terms[:, t - 1] = per.reshape(B, -1).sum(1)
+    prior = ref.prior_kl_term(x_0=x_0, alpha_bar_t=r.alpha_bar_t[-1]).reshape(B, -1).sum(1)
+    return terms, prior
+
+
+@pytest.mark.eq(58, 92, 99, 100)
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(
+    ("T", "shape"), [(1, (3, 2)), (2, (3,)), (25, (2, 3, 2, 2)), (300, (2, 4))]
+)
+def test_vectorized_elbo_equals_its_terms_one_at_a_time(device, T, shape):
+    rng = np.random.default_rng(T)
+    alphas = 1 - np.linspace(1e-3, 0.1, T) if T > 1 else np.array([0.99])
+    x_0 = _pixels(rng, shape)
+    eps = rng.standard_normal((T, *shape))
+    calls = []
+
+    def denoiser(x_t, t):
+        calls.append(tuple(x_t.shape))
+        return _x0_denoiser(x_t, t)
+
+    s = tim.schedule_from_alphas(alphas, dtype=torch.float64)
+    terms, prior = tim.vb_terms(
+        s, denoiser, torch.tensor(x_0, device=device), eps=torch.tensor(eps, device=device)
+    )
+    assert calls == [(T * shape[0], *shape[1:])]  # one batched call: no loop over t
+    want_terms, want_prior = _reference_terms(alphas, x_0, eps)
+    # KL via eq. (86) subtracts means (cancellation ~ eps |x|^2 / var_q); ours uses eq. (99)
+    np.testing.assert_allclose(terms.cpu().numpy(), want_terms, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(prior.cpu().numpy(), want_prior, rtol=1e-12, atol=1e-15)
+    # and the torch per-t entry point, one t at a time, gives the same numbers
+    xt0 = torch.tensor(x_0, device=device)
+    for t in sorted({1, T, (T + 1) // 2}):
+        tt = torch.full((shape[0],), t, device=device)
+        x_t = s.q_sample(x_0=xt0, t=tt, eps=torch.tensor(eps[t - 1], device=device))
+        one = tim.vb_term(s, x_0=xt0, x_t=x_t, x_0_hat=_x0_denoiser(x_t, tt), t=tt)
+        torch.testing.assert_close(one, terms[:, t - 1], rtol=1e-12, atol=1e-12)
+    bpd = tim.nll_bits_per_dim(
+        s, _x0_denoiser, torch.tensor(x_0, device=device), eps=torch.tensor(eps, device=device)
+    )
+    d = int(np.prod(shape[1:]))
+    np.testing.assert_allclose(
+        bpd.cpu().numpy(), (want_prior + want_terms.sum(1)) / (d * np.log(2)), rtol=1e-9
+    )
+
+
+@pytest.mark.eq(58, 100)
+@pytest.mark.statistical
+def test_one_t_estimator_is_unbiased_for_the_full_elbo():
+    """E_{t, eps}[T L_t + prior] = E_eps[prior + sum_t L_t]: the one-t training loss (t
+    uniform in 1..T) against the full vectorized negative ELBO, both averaged over noise;
+    |difference| <= 4 standard errors of the difference."""
+    T, n_full, n_one = 8, 2000, 40_000
+    gen = torch.Generator().manual_seed(0)
+    s = tim.cosine_schedule(T, dtype=torch.float64)
+    x_0 = torch.tensor(_pixels(np.random.default_rng(0), (1, 3)))
+    full = torch.stack(
+        [tim.vb_terms(s, _x0_denoiser, x_0, generator=gen)[0].sum(1)[0] for _ in range(n_full)]
+    )
+    full = full + tim.vb_terms(s, _x0_denoiser, x_0, generator=gen)[1][0]
+    one = tim.training_loss(s, _x0_denoiser, x_0.expand(n_one, 3), generator=gen)
+    diff = one.mean() - full.mean()
+    se = math.sqrt(one.var().item() / n_one + full.var().item() / n_full)
+    assert abs(diff.item()) <= tol.MC_SIGMAS * se
+    # power: an estimator weighted by T - 1 instead of T (12.5% low here) is rejected
+    assert abs((one.mean() * (T - 1) / T - full.mean()).item()) > tol.MC_SIGMAS * se
+
+
+@pytest.mark.eq(58, 100)
+@pytest.mark.parametrize("device", DEVICES)
+def test_elbo_dtype_and_device_follow_the_input(device):
+    s = tim.linear_schedule(T=50)  # float32 working dtype; float64 data sees float64 coefficients
+    for dtype in (torch.float32, torch.float64):
+        x_0 = torch.tensor(_pixels(np.random.default_rng(1), (2, 3, 4)), dtype=dtype, device=device)
+        bpd = tim.nll_bits_per_dim(s, _x0_denoiser, x_0, generator=None)
+        loss = tim.training_loss(s, _x0_denoiser, x_0)
+        for out in (bpd, loss):
+            assert out.dtype == dtype and out.device.type == device and out.shape == (2,)
+            assert torch.isfinite(out).all()
+    x32 = torch.tensor(_pixels(np.random.default_rng(2), (2, 5)), dtype=torch.float32)
+    eps = torch.randn((50, 2, 5), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    b32 = tim.nll_bits_per_dim(s, _x0_denoiser, x32, eps=eps.float())
+    b64 = tim.nll_bits_per_dim(s, _x0_denoiser, x32.double(), eps=eps)
+    torch.testing.assert_close(b32.double(), b64, rtol=1e-4, atol=0)  # float32: ~1e-6 per term

@@ -56,6 +56,284 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
 
 
 # --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
+# isort: split
+import math  # noqa: E402
+
+from torch_impl._tensors import append_dims  # noqa: E402
+from udm import checks  # noqa: E402
+
+SCHEDULES = ("linear", "scaled-linear", "cosine")
+# The per-t coefficients a Schedule exposes (arrays of length T, element t - 1 is time t).
+COEFFICIENTS = (
+    "beta_t",
+    "alpha_t",
+    "alpha_bar_t",
+    "alpha_bar_prev",
+    "var_q",
+    "log_var_q",
+    "snr",
+    "log_snr",
+    "x_0_loss_weight",
+    "mu_q_coef_x_t",
+    "mu_q_coef_x_0",
+    "sqrt_alpha_bar_t",
+    "sqrt_one_minus_alpha_bar_t",
+)
+
+
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x <= 0, accurate at both ends (Maechler 2012)."""
+    return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All per-t coefficients in float64 from beta_t (float64, 1-D), in log space."""
+    log_ab = torch.cumsum(torch.log1p(-beta), 0)  # log alpha_bar_t, eq. (70)
+    log_ab_prev = torch.cat([log_ab.new_zeros(1), log_ab[:-1]])  # alpha_bar_0 = 1
+    om_ab = -torch.expm1(log_ab)  # 1 - alpha_bar_t without cancellation
+    om_ab_prev = -torch.expm1(log_ab_prev) + 0.0  # 0 at t = 1 (+ 0.0: not -0.0)
+    log_var_q = torch.log(beta) + torch.log(om_ab_prev) - torch.log(om_ab)
+    # sigma_q^2(1) = 0 (alpha_bar_0 = 1), whose log is -inf: clip to log sigma_q^2(2) as
+    # DDPM's posterior_log_variance_clipped does; t = 1 uses it only as the decoder's scale.
+    log_var_q[0] = log_var_q[1] if beta.numel() > 1 else torch.log(beta[0])
+    ab_prev = torch.exp(log_ab_prev)
+    log_snr = log_ab - torch.log(om_ab)
+    return {
+        "beta_t": beta,
+        "alpha_t": 1 - beta,
+        "alpha_bar_t": torch.exp(log_ab),
+        "alpha_bar_prev": ab_prev,
+        "var_q": beta * om_ab_prev / om_ab,  # eq. (85)
+        "log_var_q": log_var_q,
+        "snr": torch.exp(log_snr),
+        "log_snr": log_snr,
+        # eq. (99) with sigma_q^2 inserted: (SNR(t-1) - SNR(t)) / 2; inf at t = 1
+        "x_0_loss_weight": ab_prev * beta / (2 * om_ab_prev * om_ab),
+        # eq. (84): mu_q = coef_x_t x_t + coef_x_0 x_0
+        "mu_q_coef_x_t": torch.sqrt(1 - beta) * om_ab_prev / om_ab,
+        "mu_q_coef_x_0": torch.sqrt(ab_prev) * beta / om_ab,
+        "sqrt_alpha_bar_t": torch.exp(0.5 * log_ab),
+        "sqrt_one_minus_alpha_bar_t": torch.sqrt(om_ab),
+    }
+
+
+@register(31, 70, 84, 85, 94)
+class Schedule:
+    r"""A noise schedule with its coefficients, eqs. (31), (70), (84), (85), (94).
+
+    Built from beta_t = 1 - alpha_t (eq. (31)), t = 1..T, each in (0, 1). Every coefficient
+    (`COEFFICIENTS`: alpha_t, alpha_bar_t (eq. (70)), alpha_bar_prev (alpha_bar_0 = 1),
+    var_q and log_var_q (eq. (85)), snr, log_snr, the x_0 loss weight of eq. (99), the
+    posterior-mean coefficients of eq. (84)) is computed once in float64 in log space
+    (log alpha_bar_t = cumsum log1p(-beta_t)) and cached per (dtype, device) when gathered,
+    so data in float64 sees float64 coefficients and float32 data sees them rounded once.
+    Attributes (`schedule.alpha_bar_t`) are length-T tensors in the working `dtype` and
+    `device`; element t - 1 belongs to time step t. `gather(name, t, x)` indexes by the
+    paper's t and broadcasts against x with `append_dims`.
+
+    log_var_q at t = 1 is clipped to log var_q(2) (DDPM's posterior_log_variance_clipped):
+    var_q(1) = 0 exactly, and t = 1 needs the log-variance only as the decoder's scale.
+    """
+
+    def __init__(self, beta_t, *, dtype: torch.dtype = torch.float32, device=None):
+        if isinstance(beta_t, torch.Tensor):
+            beta = beta_t.detach().to("cpu", torch.float64)
+        else:
+            beta = torch.as_tensor(beta_t, dtype=torch.float64)
+        if beta.ndim != 1 or beta.numel() == 0:
+            raise ValueError(
+                f"beta_t must be a non-empty 1-D tensor, got shape {tuple(beta.shape)}"
+            )
+        checks.in_unit_interval("beta_t", beta, closed_right=False)
+        self._f64 = _coefficients(beta)  # master copy: float64 on the CPU
+        self._cache: dict = {}
+        self.dtype, self.device = dtype, torch.device(device or "cpu")
+
+    @property
+    def T(self) -> int:
+        return int(self._f64["beta_t"].numel())
+
+    def coefficients(self, dtype=None, device=None) -> dict[str, torch.Tensor]:
+        """All coefficients as length-T tensors of `dtype` on `device` (cached)."""
+        key = (dtype or self.dtype, torch.device(device or self.device))
+        if key not in self._cache:
+            self._cache[key] = {k: v.to(key[1], key[0]) for k, v in self._f64.items()}
+        return self._cache[key]
+
+    def __getattr__(self, name: str):
+        if name in COEFFICIENTS:
+            return self.coefficients()[name]
+        raise AttributeError(name)
+
+    def check_t(self, t) -> torch.Tensor:
+        """Validate integer time steps 1 <= t <= T (syncs with the device: entry points only)."""
+        if not isinstance(t, torch.Tensor):
+            t = torch.as_tensor(t)
+        checks.timestep("t", t, self.T)
+        return t
+
+    def gather(self, name: str, t: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Coefficient `name` at time steps t ([B] integers, 1..T), shaped to broadcast
+        against x ([B, ...]; dtype and device follow x). No validation: see `check_t`."""
+        like = x if x is not None else None
+        table = self.coefficients(
+            like.dtype if like is not None else None,
+            t.device if isinstance(t, torch.Tensor) else None,
+        )[name]
+        value = table[t - 1]
+        return append_dims(value, x) if x is not None else value
+
+    def q_sample(self, *, x_0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        r"""x_t ~ q(x_t | x_0) at time steps t, eq. (69): sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
+        return (
+            self.gather("sqrt_alpha_bar_t", t, x_0) * x_0
+            + self.gather("sqrt_one_minus_alpha_bar_t", t, x_0) * eps
+        )
+
+    def posterior_mean(self, *, x_t: torch.Tensor, x_0: torch.Tensor, t: torch.Tensor):
+        """mu_q(x_t, x_0) of q(x_{t-1} | x_t, x_0), eq. (84), at time steps t ([B])."""
+        return (
+            self.gather("mu_q_coef_x_t", t, x_t) * x_t + self.gather("mu_q_coef_x_0", t, x_t) * x_0
+        )
+
+    def posterior_var(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """sigma_q^2(t), eq. (85), shaped against x (0 at t = 1)."""
+        return self.gather("var_q", t, x)
+
+    def posterior_log_var(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log sigma_q^2(t), eq. (85), finite at t = 1 (clipped to t = 2, see the class)."""
+        return self.gather("log_var_q", t, x)
+
+    def p_mean(self, *, x_t: torch.Tensor, x_0_hat: torch.Tensor, t: torch.Tensor):
+        """mu_theta(x_t, t) of p_theta(x_{t-1} | x_t) from the prediction x_0_hat, eq. (94)."""
+        return self.posterior_mean(x_t=x_t, x_0=x_0_hat, t=t)
+
+    def __repr__(self) -> str:
+        b = self._f64["beta_t"]
+        return f"Schedule(T={self.T}, beta_1={float(b[0]):.6g}, beta_T={float(b[-1]):.6g}, dtype={self.dtype})"
+
+
+def _check_T(T) -> int:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        raise ValueError(f"T must be an int >= 1, got {T!r}")
+    return T
+
+
+@register(31)
+def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kw):
+    """DDPM's schedule, beta_t = 1 - alpha_t (eq. (31)) = linspace(beta_start, beta_end, T).
+
+    Keyword arguments (dtype, device) go to `Schedule`.
+    """
+    T = _check_T(T)
+    for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
+        checks.in_unit_interval(name, v, closed_right=False)
+    return Schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), **kw)
+
+
+@register(31)
+def scaled_linear_schedule(
+    T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, **kw
+):
+    """Stable Diffusion's schedule (eq. (31)): linspace(sqrt(beta_start), sqrt(beta_end), T)^2."""
+    T = _check_T(T)
+    for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
+        checks.in_unit_interval(name, v, closed_right=False)
+    root = torch.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=torch.float64)
+    return Schedule(root**2, **kw)
+
+
+@register(31, 70)
+def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kw):
+    """Improved DDPM's cosine schedule for alpha_t (eq. (31)) via a target alpha_bar (eq. (70)).
+
+    f(u) = cos((u + s) / (1 + s) pi / 2)^2 at u = t / T; beta_t = min(1 - f(t/T) / f((t-1)/T),
+    max_beta) (the clipping keeps beta_T < 1 where f -> 0).
+    """
+    T = _check_T(T)
+    checks.positive("s", s)
+    checks.in_unit_interval("max_beta", max_beta, closed_right=False)
+    u = torch.arange(T + 1, dtype=torch.float64) / T
+    f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+    return Schedule(torch.clamp(1 - f[1:] / f[:-1], max=max_beta), **kw)
+
+
+@register(31)
+def schedule_from_alphas(alpha_t, **kw):
+    """A schedule from user-given alpha_1..alpha_T (eq. (31)), each in (0, 1) (alpha_t = 1
+    would make var_q vanish: refused)."""
+    alpha = torch.as_tensor(alpha_t, dtype=torch.float64)
+    checks.in_unit_interval("alpha_t", alpha, closed_right=False)
+    return Schedule(1 - alpha, **kw)
+
+
+@register(31, 70)
+def schedule_from_alpha_bars(alpha_bar_t, **kw):
+    """A schedule from user-given alpha_bar_1..alpha_bar_T (eq. (70)), strictly decreasing in
+    (0, 1); beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) as -expm1 of log differences."""
+    ab = torch.as_tensor(alpha_bar_t, dtype=torch.float64)
+    checks.in_unit_interval("alpha_bar_t", ab, closed_right=False)
+    if ab.ndim != 1 or ab.numel() == 0:
+        raise ValueError(f"alpha_bar_t must be a non-empty 1-D tensor, got shape {tuple(ab.shape)}")
+    step = torch.diff(ab)
+    if bool((step >= 0).any()):
+        bad = int(torch.nonzero(step >= 0)[0]) + 2
+        raise ValueError(f"alpha_bar_t must be strictly decreasing in t; it is not at t = {bad}")
+    log_ab = torch.log(ab)
+    return Schedule(-torch.expm1(torch.diff(log_ab, prepend=log_ab.new_zeros(1))), **kw)
+
+
+@register(31)
+def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None, **kw):
+    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31))."""
+    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
+    if name in builders:
+        ends = {
+            k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v is not None
+        }
+        return builders[name](T, **ends, **kw)
+    if name == "cosine":
+        if beta_start is not None or beta_end is not None:
+            raise ValueError("the cosine schedule takes no beta_start/beta_end")
+        return cosine_schedule(T, **kw)
+    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+
+
+# Pure functions of the paper's symbols (the reference's generated signatures).
+
+
+def _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, like):
+    alpha_t = tensor_arg("alpha_t", alpha_t, "unit", like=like)
+    alpha_bar_t = tensor_arg("alpha_bar_t", alpha_bar_t, "open_unit", like=like)
+    alpha_bar_prev = tensor_arg("alpha_bar_prev", alpha_bar_prev, "unit", like=like)
+    return alpha_t, alpha_bar_t, alpha_bar_prev
+
+
+@register(84, 93)
+def mu_q(*, x_t, x_0, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
+    r"""Mean of q(x_{t-1} | x_t, x_0), eqs. (84), (93).
+
+    :math:`\mu_q = \frac{\sqrt{\alpha_t}(1-\bar\alpha_{t-1}) x_t + \sqrt{\bar\alpha_{t-1}}
+    (1-\alpha_t) x_0}{1-\bar\alpha_t}`. Coefficients broadcast against x_t (use
+    `append_dims` for [B]); domains alpha_t, alpha_bar_prev in (0, 1], alpha_bar_t in (0, 1).
+    """
+    x_t = tensor_arg("x_t", x_t)
+    x_0 = tensor_arg("x_0", x_0, like=x_t)
+    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, x_t)
+    check_broadcast(x_t=x_t, x_0=x_0, alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    return (a.sqrt() * (1 - abp) * x_t + abp.sqrt() * (1 - a) * x_0) / (1 - ab)
+
+
+@register(85)
+def var_q(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
+    r"""Variance of q(x_{t-1} | x_t, x_0) per coordinate, eq. (85).
+
+    :math:`\sigma_q^2(t) = \frac{(1-\alpha_t)(1-\bar\alpha_{t-1})}{1-\bar\alpha_t}`.
+    """
+    like = alpha_t if isinstance(alpha_t, torch.Tensor) else None
+    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, like)
+    check_broadcast(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    return (1 - a) * (1 - abp) / (1 - ab)
 
 
 # --- KL between Gaussians, eq. (86) ---
@@ -80,3 +358,206 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
 
 
 # --- (region: VDM denoising objective and full ELBO, eqs. (87)-(100)) ---
+LOG2 = math.log(2.0)
+
+
+@register(94)
+def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
+    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
+
+    The form of mu_q (eq. (93)) with x_0 replaced by x_0_hat.
+    """
+    x_t = tensor_arg("x_t", x_t)
+    x_0_hat = tensor_arg("x_0_hat", x_0_hat, like=x_t)
+    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, x_t)
+    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    return (a.sqrt() * (1 - abp) * x_t + abp.sqrt() * (1 - a) * x_0_hat) / (1 - ab)
+
+
+@register(92)
+def denoising_kl(*, mu_q, mu_theta, var_q) -> torch.Tensor:
+    r"""KL(N(mu_q, var_q) || N(mu_theta, var_q)) per coordinate, eq. (92).
+
+    :math:`\frac{(\mu_\theta - \mu_q)^2}{2\sigma_q^2}`; sum over coordinates for
+    ||mu_theta - mu_q||^2 / (2 sigma_q^2).
+    """
+    mu_q = tensor_arg("mu_q", mu_q)
+    mu_theta = tensor_arg("mu_theta", mu_theta, like=mu_q)
+    var_q = tensor_arg("var_q", var_q, "positive", like=mu_q)
+    check_broadcast(mu_q=mu_q, mu_theta=mu_theta, var_q=var_q)
+    return (mu_theta - mu_q) ** 2 / (2 * var_q)
+
+
+@register(99)
+def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL, eq. (99), for t >= 2.
+
+    :math:`\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}
+    = \frac{\bar\alpha_{t-1}(1-\alpha_t)}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}`;
+    alpha_bar_prev in (0, 1) (at t = 1 the weight is infinite: the decoder term replaces it).
+    """
+    like = alpha_t if isinstance(alpha_t, torch.Tensor) else None
+    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, like)
+    tensor_arg("alpha_bar_prev", abp, "open_unit")
+    check_broadcast(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
+    return abp * (1 - a) / (2 * (1 - abp) * (1 - ab))
+
+
+@register(58, 86)
+def prior_kl_term(*, x_0, alpha_bar_t) -> torch.Tensor:
+    r"""Prior matching term of eq. (58), KL(q(x_T | x_0) || N(0, I)) per coordinate, eq. (86).
+
+    Pass alpha_bar_t = alpha_bar_T. :math:`\tfrac12[\bar\alpha x_0^2 - \bar\alpha -
+    \log(1 - \bar\alpha)]`, with log1p. Sum over coordinates for one sample's term.
+    """
+    x_0 = tensor_arg("x_0", x_0)
+    ab = tensor_arg("alpha_bar_t", alpha_bar_t, "open_unit", like=x_0)
+    check_broadcast(x_0=x_0, alpha_bar_t=ab)
+    return 0.5 * (ab * x_0**2 - ab - torch.log1p(-ab))
+
+
+def _log_ndtr_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """log(Phi(hi) - Phi(lo)) for lo < hi, from whichever tail keeps it accurate."""
+    upper = lo > 0  # both in the upper tail: Phi(hi) - Phi(lo) = Phi(-lo) - Phi(-hi)
+    a = torch.where(upper, -hi, lo)
+    b = torch.where(upper, -lo, hi)
+    log_b = torch.special.log_ndtr(b)
+    return log_b + _log1mexp(torch.special.log_ndtr(a) - log_b)
+
+
+@register(58)
+def discretized_gaussian_log_likelihood(*, x_0, mean, log_var) -> torch.Tensor:
+    r"""log p(x_0 | x_1) per coordinate for DDPM's discretized Gaussian decoder (eq. (58)).
+
+    x_0: 8-bit data scaled to [-1, 1] (k / 127.5 - 1); the bin of x is [x - 1/255,
+    x + 1/255], widened to -inf / +inf at -1 and 1. log of a difference of normal CDFs
+    computed with log_ndtr on the tail where it does not cancel (DDPM clamps at 1e-12
+    instead, which caps the log-likelihood at -27.6 per coordinate).
+    """
+    x_0 = tensor_arg("x_0", x_0)
+    mean = tensor_arg("mean", mean, like=x_0)
+    log_var = tensor_arg("log_var", log_var, like=x_0)
+    check_broadcast(x_0=x_0, mean=mean, log_var=log_var)
+    if bool((x_0.abs() > 1).any()):
+        raise ValueError("x_0 must lie in [-1, 1] (8-bit data scaled to [-1, 1])")
+    inv_std = torch.exp(-0.5 * log_var)
+    inf = torch.full_like(x_0, math.inf)
+    hi = torch.where(x_0 > 1 - 1e-3, inf, (x_0 - mean + 1 / 255) * inv_std)
+    lo = torch.where(x_0 < -1 + 1e-3, -inf, (x_0 - mean - 1 / 255) * inv_std)
+    return _log_ndtr_diff(lo, hi)
+
+
+def _sum_data(v: torch.Tensor) -> torch.Tensor:
+    """Sum [B, ...] over the data dimensions to [B] (torch's sum(()) would sum everything)."""
+    return v.flatten(1).sum(1) if v.ndim > 1 else v
+
+
+def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t) -> torch.Tensor:
+    """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
+    # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms)
+    weight = schedule.gather("x_0_loss_weight", t, x_0)
+    is_recon = append_dims(t == 1, x_0)
+    kl = _sum_data(torch.where(is_recon, 0.0, weight * (x_0_hat - x_0) ** 2))
+    # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, var_q(2))
+    mean = schedule.p_mean(x_t=x_t, x_0_hat=x_0_hat, t=t)
+    log_var = schedule.posterior_log_var(t, x_0)
+    decoder = -discretized_gaussian_log_likelihood(
+        x_0=x_0, mean=mean, log_var=log_var.expand_as(x_0)
+    )
+    recon = _sum_data(torch.where(is_recon, decoder, 0.0))
+    return kl + recon
+
+
+@register(58, 92, 99)
+def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t) -> torch.Tensor:
+    r"""One term L_t of the negative ELBO (eq. (58)) per sample, in nats, at time steps t.
+
+    t = 1: the reconstruction term -log p_theta(x_0 | x_1) (discretized Gaussian decoder,
+    mean mu_theta(x_1, 1) = x_0_hat, log-variance log var_q clipped); t >= 2: the denoising
+    KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) with matched variances, eq. (92),
+    written as the x_0 regression of eq. (99). Shapes: x_0, x_t, x_0_hat [B, ...]; t [B]
+    integers in 1..T (may differ per sample). Returns [B].
+    """
+    x_0 = tensor_arg("x_0", x_0)
+    x_t = tensor_arg("x_t", x_t)
+    x_0_hat = tensor_arg("x_0_hat", x_0_hat)
+    checks.same_shape(x_0=x_0, x_t=x_t, x_0_hat=x_0_hat)
+    t = schedule.check_t(t).to(x_0.device)
+    if t.shape != x_0.shape[:1]:
+        raise ValueError(f"t must have shape [B] = {tuple(x_0.shape[:1])}, got {tuple(t.shape)}")
+    return _vb_term(schedule, x_0, x_t, x_0_hat, t)
+
+
+def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
+    ab_T = schedule.coefficients(x_0.dtype, x_0.device)["alpha_bar_t"][-1]
+    return _sum_data(prior_kl_term(x_0=x_0, alpha_bar_t=ab_T))
+
+
+@register(58, 100)
+def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
+    r"""All terms of the negative ELBO (eq. (58)) in one batched pass over t = 1..T.
+
+    denoiser(x_t, t) -> x_0_hat is called ONCE on T * B inputs (x_t [T * B, ...], t [T * B],
+    t-major); no Python loop over T. eps: [T, B, ...] standard normal noise (drawn with
+    `generator` if None). Returns (terms [B, T], prior [B]) in nats: terms[:, t - 1] = L_t
+    (reconstruction at t = 1, denoising KLs for t >= 2, see `vb_term`), prior = KL(q(x_T |
+    x_0) || N(0, I)). Summing terms over t is the sum of eq. (100)'s expectation times T - 1
+    plus the reconstruction. Memory: T * B * prod(x_0.shape[1:]) elements.
+    """
+    x_0 = tensor_arg("x_0", x_0)
+    T, B = schedule.T, x_0.shape[0]
+    if eps is None:
+        eps = torch.randn((T, *x_0.shape), generator=generator, dtype=x_0.dtype, device=x_0.device)
+    eps = tensor_arg("eps", eps)
+    if eps.shape != (T, *x_0.shape):
+        raise ValueError(
+            f"eps must have shape [T, B, ...] = {(T, *x_0.shape)}, got {tuple(eps.shape)}"
+        )
+    t = torch.arange(1, T + 1, device=x_0.device).repeat_interleave(B)  # [T * B], t-major
+    x_0_rep = x_0.expand(T, *x_0.shape).reshape(T * B, *x_0.shape[1:])
+    x_t = schedule.q_sample(x_0=x_0_rep, t=t, eps=eps.reshape(T * B, *x_0.shape[1:]))
+    x_0_hat = denoiser(x_t, t)
+    if x_0_hat.shape != x_t.shape:
+        raise ValueError(
+            f"denoiser returned shape {tuple(x_0_hat.shape)}, expected {tuple(x_t.shape)}"
+        )
+    terms = _vb_term(schedule, x_0_rep, x_t, x_0_hat, t).reshape(T, B).T
+    return terms, _prior(schedule, x_0)
+
+
+@register(58, 100)
+def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
+    r"""The negative ELBO (eq. (58)) in bits per dimension, all t in one pass (`vb_terms`).
+
+    (prior + sum_t L_t) / (D log 2), D = prod(x_0.shape[1:]); an upper bound on -log2 p(x_0)
+    per dimension for 8-bit data scaled to [-1, 1]; the denoising terms are those of eq.
+    (100) summed rather than sampled. Returns [B].
+    """
+    terms, prior = vb_terms(schedule, denoiser, x_0, eps=eps, generator=generator)
+    dims = max(1, math.prod(x_0.shape[1:]))
+    return (prior + terms.sum(1)) / (dims * LOG2)
+
+
+@register(58, 100)
+def training_loss(schedule: Schedule, denoiser, x_0, *, t=None, eps=None, generator=None):
+    r"""Unbiased one-t-per-sample estimate of the negative ELBO (eq. (58)), in nats per sample.
+
+    t ~ U{1, ..., T} per sample (eq. (100) extended to include the reconstruction term at
+    t = 1); the loss T * L_t + prior has expectation prior + sum_{t=1}^T L_t, the full
+    negative ELBO of `vb_terms`. denoiser(x_t, t) -> x_0_hat is called once on [B, ...].
+    t: [B] integers in 1..T, eps: [B, ...] (both drawn with `generator` if None).
+    Returns [B]; take .mean() for the batch loss.
+    """
+    x_0 = tensor_arg("x_0", x_0)
+    B = x_0.shape[0]
+    if t is None:
+        t = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x_0.device)
+    t = schedule.check_t(t).to(x_0.device)
+    if t.shape != (B,):
+        raise ValueError(f"t must have shape [B] = {(B,)}, got {tuple(t.shape)}")
+    if eps is None:
+        eps = torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype, device=x_0.device)
+    checks.same_shape(x_0=x_0, eps=eps)
+    x_t = schedule.q_sample(x_0=x_0, t=t, eps=eps)
+    x_0_hat = denoiser(x_t, t)
+    return schedule.T * _vb_term(schedule, x_0, x_t, x_0_hat, t) + _prior(schedule, x_0)

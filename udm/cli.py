@@ -222,3 +222,74 @@ def generate(check: bool) -> None:
             f" {file}"
         )
     sys.exit(1 if check and any(changed.values()) else 0)
+
+
+# --- `udm schedule` (vdm-post) ---------------------------------------------------------------
+
+_SCHEDULE_COLUMNS = ("t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr")
+
+
+@main.command("schedule")
+@click.argument("name", type=click.Choice(["linear", "scaled-linear", "cosine"]))
+@click.option("--T", "T", type=int, default=1000, show_default=True, help="Number of steps.")
+@click.option("--beta-start", type=float, default=None, help="First beta (linear schedules).")
+@click.option("--beta-end", type=float, default=None, help="Last beta (linear schedules).")
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="One object: t and one array per column.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save a plot (needs matplotlib).")
+def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> None:
+    """Print schedule NAME's coefficients for t = 1..T (torch implementation, chosen dtype).
+
+    Defaults: linear = DDPM (beta 1e-4..0.02), scaled-linear = Stable Diffusion
+    (0.00085..0.012), cosine = improved DDPM (s = 0.008); T = 1000. Columns: alpha_t,
+    alpha_bar_t, var_q (0 at t = 1), snr, log_snr, indexed by the paper's t (1-based).
+    """
+    import torch  # lazily: `udm eq` must stay fast
+
+    from torch_impl import vdm
+
+    try:
+        sched = vdm.make_schedule(
+            name,
+            T,
+            beta_start=beta_start,
+            beta_end=beta_end,
+            dtype=getattr(torch, dtype),
+        )
+    except ValueError as err:
+        _fail(str(err))
+    columns = {"t": list(range(1, sched.T + 1))}
+    for key in _SCHEDULE_COLUMNS[1:]:
+        # .tolist() of a float32 tensor gives the nearest double of each float32 value
+        columns[key] = getattr(sched, key).tolist()
+    if plot:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            click.echo("udm: --plot needs matplotlib (optional; pip install matplotlib)", err=True)
+        else:
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+            axes[0].plot(columns["t"], columns["alpha_bar_t"], label="alpha_bar_t")
+            axes[0].plot(columns["t"], columns["alpha_t"], label="alpha_t")
+            axes[0].set_xlabel("t")
+            axes[0].legend()
+            axes[1].plot(columns["t"], columns["log_snr"])
+            axes[1].set_xlabel("t")
+            axes[1].set_ylabel("log SNR(t)")
+            fig.suptitle(f"{name} schedule, T = {sched.T} ({dtype})")
+            fig.tight_layout()
+            fig.savefig(plot)
+            click.echo(f"udm: wrote {plot}", err=True)
+    if as_json:
+        click.echo(json.dumps({"schedule": name, "T": sched.T, "dtype": dtype, **columns}))
+        return
+    click.echo("".join(f"{c:>22}" if c != "t" else f"{c:>6}" for c in _SCHEDULE_COLUMNS))
+    for i in range(sched.T):
+        row = [f"{columns['t'][i]:>6}"]
+        row += [f"{columns[c][i]:>22.15g}" for c in _SCHEDULE_COLUMNS[1:]]
+        click.echo("".join(row))

@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['q_mean', 'q_var', 'q_sample', 'kl_normal']
+__all__ = ['q_mean', 'q_var', 'q_sample', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'mu_theta', 'x_0_loss_weight']
 
 
 @register(70)
@@ -56,6 +56,40 @@ def q_sample(*, x_0, alpha_bar_t, eps):
     return numpy.sqrt(alpha_bar_t)*x_0 + eps*numpy.sqrt(1 - alpha_bar_t)
 
 
+@register(84, 93)
+def mu_q(*, x_t, x_0, alpha_t, alpha_bar_t, alpha_bar_prev):
+    r"""Mean of the forward posterior q(x_{t-1} | x_t, x_0), eqs. (84), (93).
+
+    .. math:: \mu_q(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}} x_0 \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
+
+    Domains: x_t real, x_0 real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.forward_posterior``.
+    """
+    x_t = as_float64("x_t", x_t, "real")
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    check_broadcast(x_t=x_t, x_0=x_0, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
+    return (numpy.sqrt(alpha_bar_prev)*x_0*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
+
+
+@register(85)
+def var_q(*, alpha_t, alpha_bar_t, alpha_bar_prev):
+    r"""Variance of the forward posterior q(x_{t-1} | x_t, x_0) (per coordinate), eq. (85).
+
+    .. math:: \sigma_q^2(t) = \frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{1 - \bar\alpha_t}
+
+    Domains: alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.forward_posterior``.
+    """
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    check_broadcast(alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
+    return (1 - alpha_bar_prev)*(1 - alpha_t)/(1 - alpha_bar_t)
+
+
 @register(86)
 def kl_normal(*, mean_q, var_q, mean_p, var_p):
     r"""KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate (sum over coordinates for a diagonal covariance), eq. (86).
@@ -71,3 +105,53 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p):
     var_p = as_float64("var_p", var_p, "positive")
     check_broadcast(mean_q=mean_q, var_q=var_q, mean_p=mean_p, var_p=var_p)
     return (1/2)*numpy.log(var_p/var_q) - 1/2 + (1/2)*(var_q + (-mean_p + mean_q)**2)/var_p
+
+
+@register(92)
+def denoising_kl(*, mu_q, mu_theta, var_q):
+    r"""KL(N(mu_q, var_q) || N(mu_theta, var_q)) per coordinate (sum over coordinates), eq. (92).
+
+    .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_\theta, \sigma_q^2)) = \frac{\left(- \mu_{q} + \mu_{\theta}\right)^{2}}{2 \sigma_q^2}
+
+    Domains: mu_q real, mu_theta real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.denoising_kl_matched_variance``.
+    """
+    mu_q = as_float64("mu_q", mu_q, "real")
+    mu_theta = as_float64("mu_theta", mu_theta, "real")
+    var_q = as_float64("var_q", var_q, "positive")
+    check_broadcast(mu_q=mu_q, mu_theta=mu_theta, var_q=var_q)
+    return (1/2)*(-mu_q + mu_theta)**2/var_q
+
+
+@register(94)
+def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
+    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
+
+    .. math:: \mu_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
+
+    Domains: x_t real, x_0_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.x_0_objective``.
+    """
+    x_t = as_float64("x_t", x_t, "real")
+    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
+    return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
+
+
+@register(99)
+def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eq. (99).
+
+    .. math:: \frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right)}{2 \left(1 - \bar\alpha_{t-1}\right) \left(1 - \bar\alpha_t\right)}
+
+    Domains: alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.x_0_objective``.
+    """
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
+    check_broadcast(alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
+    return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(1 - alpha_bar_t))
