@@ -234,21 +234,25 @@ def prior_kl_term(*, x_0, alpha_bar_t):
 
 
 @register(58)
-def discretized_gaussian_log_likelihood(*, x_0, mean, log_var):
+def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int = 256):
     """log p(x_0 | x_1) of DDPM's discretized Gaussian decoder, per coordinate (eq. (58)).
 
-    x_0 holds 8-bit data scaled to [-1, 1] (x = k / 127.5 - 1, k = 0..255); the bin of x is
-    [x - 1/255, x + 1/255], the edge bins extend to -inf and +inf. Float64, via scipy's
-    log_ndtr on whichever tail keeps the difference of CDFs accurate.
+    x_0 holds data with `levels` grey levels scaled to [-1, 1] (8-bit: x = k / 127.5 - 1,
+    k = 0..255); the bin of x is [x - h, x + h] with h = 1 / (levels - 1), the edge bins
+    extend to -inf and +inf. Float64, via scipy's log_ndtr on whichever tail keeps the
+    difference of CDFs accurate.
     """
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    half_bin = 1.0 / (levels - 1)
     x_0 = as_float64("x_0", x_0)
     mean = as_float64("mean", mean)
     log_var = as_float64("log_var", log_var)
     if np.any(np.abs(x_0) > 1):
         raise ValueError("x_0 must lie in [-1, 1] (8-bit data scaled to [-1, 1])")
     inv_std = np.exp(-0.5 * log_var)
-    hi = np.where(x_0 > 1 - 1e-3, np.inf, (x_0 - mean + 1 / 255) * inv_std)
-    lo = np.where(x_0 < -1 + 1e-3, -np.inf, (x_0 - mean - 1 / 255) * inv_std)
+    hi = np.where(x_0 > 1 - half_bin / 2, np.inf, (x_0 - mean + half_bin) * inv_std)
+    lo = np.where(x_0 < -1 + half_bin / 2, -np.inf, (x_0 - mean - half_bin) * inv_std)
     # log(Phi(hi) - Phi(lo)); in the upper tail use Phi(-lo) - Phi(-hi) instead
     upper = lo > 0
     a = np.where(upper, -hi, lo)

@@ -934,3 +934,32 @@ def test_elbo_dtype_and_device_follow_the_input(device):
     b32 = tim.nll_bits_per_dim(s, _x0_denoiser, x32, eps=eps.float())
     b64 = tim.nll_bits_per_dim(s, _x0_denoiser, x32.double(), eps=eps)
     torch.testing.assert_close(b32.double(), b64, rtol=1e-4, atol=0)  # float32: ~1e-6 per term
+
+
+# --- decoders for other data: `levels` grey levels, or continuous (levels=None) ---------------
+
+
+@pytest.mark.eq(58)
+@pytest.mark.parametrize("levels", [2, 17, 256])
+def test_discretized_decoder_bins_sum_to_one(levels):
+    # an independent check of the bin edges: the probabilities of all levels sum to 1
+    grid = torch.linspace(-1, 1, levels, dtype=torch.float64)
+    for mean, log_var in [(0.3, -3.0), (-0.95, -8.0), (1.4, 0.5)]:
+        logp = tim.discretized_gaussian_log_likelihood(
+            x_0=grid, mean=torch.tensor(mean, dtype=torch.float64), log_var=log_var, levels=levels
+        )
+        assert abs(float(torch.logsumexp(logp, 0))) < 1e-12
+        ref_logp = ref.discretized_gaussian_log_likelihood(
+            x_0=grid.numpy(), mean=mean, log_var=log_var, levels=levels
+        )
+        np.testing.assert_allclose(logp.numpy(), ref_logp, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.eq(58)
+def test_continuous_decoder_is_the_gaussian_log_density():
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    got = tim.discretized_gaussian_log_likelihood(x_0=x, mean=0.25, log_var=-1.0, levels=None)
+    want = stats.norm(0.25, np.exp(-0.5)).logpdf(x.numpy())
+    np.testing.assert_allclose(got.numpy(), want, **tol.F64)
+    with pytest.raises(ValueError, match="levels must be an int >= 2"):
+        tim.discretized_gaussian_log_likelihood(x_0=x / 3, mean=0.0, log_var=0.0, levels=1)

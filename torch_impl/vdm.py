@@ -426,11 +426,12 @@ def _log_ndtr_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 @register(58)
-def discretized_gaussian_log_likelihood(*, x_0, mean, log_var) -> torch.Tensor:
+def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int = 256) -> torch.Tensor:
     r"""log p(x_0 | x_1) per coordinate for DDPM's discretized Gaussian decoder (eq. (58)).
 
-    x_0: 8-bit data scaled to [-1, 1] (k / 127.5 - 1); the bin of x is [x - 1/255,
-    x + 1/255], widened to -inf / +inf at -1 and 1. log of a difference of normal CDFs
+    x_0: data with `levels` grey levels scaled to [-1, 1] (8-bit: k / 127.5 - 1); the bin of
+    x is [x - h, x + h], h = 1 / (levels - 1), widened to -inf / +inf at -1 and 1
+    (`levels=None`: continuous data, the Gaussian log-density). log of a difference of normal CDFs
     computed with log_ndtr on the tail where it does not cancel (DDPM clamps at 1e-12
     instead, which caps the log-likelihood at -27.6 per coordinate).
     """
@@ -438,12 +439,25 @@ def discretized_gaussian_log_likelihood(*, x_0, mean, log_var) -> torch.Tensor:
     mean = tensor_arg("mean", mean, like=x_0)
     log_var = tensor_arg("log_var", log_var, like=x_0)
     check_broadcast(x_0=x_0, mean=mean, log_var=log_var)
+    if levels is None:
+        return _gaussian_log_density(x_0, mean, log_var)
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an int >= 2 or None, got {levels!r}")
     if bool((x_0.abs() > 1).any()):
-        raise ValueError("x_0 must lie in [-1, 1] (8-bit data scaled to [-1, 1])")
+        raise ValueError("x_0 must lie in [-1, 1] (discrete data scaled to [-1, 1])")
+    return _discretized(x_0, mean, log_var, levels)
+
+
+def _gaussian_log_density(x_0, mean, log_var):
+    return -0.5 * (math.log(2 * math.pi) + log_var + (x_0 - mean) ** 2 * torch.exp(-log_var))
+
+
+def _discretized(x_0, mean, log_var, levels: int) -> torch.Tensor:
+    half_bin = 1.0 / (levels - 1)
     inv_std = torch.exp(-0.5 * log_var)
     inf = torch.full_like(x_0, math.inf)
-    hi = torch.where(x_0 > 1 - 1e-3, inf, (x_0 - mean + 1 / 255) * inv_std)
-    lo = torch.where(x_0 < -1 + 1e-3, -inf, (x_0 - mean - 1 / 255) * inv_std)
+    hi = torch.where(x_0 > 1 - half_bin / 2, inf, (x_0 - mean + half_bin) * inv_std)
+    lo = torch.where(x_0 < -1 + half_bin / 2, -inf, (x_0 - mean - half_bin) * inv_std)
     return _log_ndtr_diff(lo, hi)
 
 
@@ -452,7 +466,7 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).sum(1) if v.ndim > 1 else v
 
 
-def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t) -> torch.Tensor:
+def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None = 256) -> torch.Tensor:
     """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
     # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms)
     weight = schedule.gather("x_0_loss_weight", t, x_0)
@@ -461,15 +475,17 @@ def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t) -> torch.Tensor:
     # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, var_q(2))
     mean = schedule.p_mean(x_t=x_t, x_0_hat=x_0_hat, t=t)
     log_var = schedule.posterior_log_var(t, x_0)
-    decoder = -discretized_gaussian_log_likelihood(
-        x_0=x_0, mean=mean, log_var=log_var.expand_as(x_0)
-    )
+    log_var = log_var.expand_as(x_0)
+    if levels is None:
+        decoder = -_gaussian_log_density(x_0, mean, log_var)
+    else:
+        decoder = -_discretized(x_0, mean, log_var, levels)
     recon = _sum_data(torch.where(is_recon, decoder, 0.0))
     return kl + recon
 
 
 @register(58, 92, 99)
-def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t) -> torch.Tensor:
+def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None = 256) -> torch.Tensor:
     r"""One term L_t of the negative ELBO (eq. (58)) per sample, in nats, at time steps t.
 
     t = 1: the reconstruction term -log p_theta(x_0 | x_1) (discretized Gaussian decoder,
@@ -485,7 +501,7 @@ def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t) -> torch.Tensor:
     t = schedule.check_t(t).to(x_0.device)
     if t.shape != x_0.shape[:1]:
         raise ValueError(f"t must have shape [B] = {tuple(x_0.shape[:1])}, got {tuple(t.shape)}")
-    return _vb_term(schedule, x_0, x_t, x_0_hat, t)
+    return _vb_term(schedule, x_0, x_t, x_0_hat, t, levels)
 
 
 def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
@@ -494,7 +510,7 @@ def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
 
 
 @register(58, 100)
-def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
+def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, levels=256):
     r"""All terms of the negative ELBO (eq. (58)) in one batched pass over t = 1..T.
 
     denoiser(x_t, t) -> x_0_hat is called ONCE on T * B inputs (x_t [T * B, ...], t [T * B],
@@ -502,7 +518,9 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
     `generator` if None). Returns (terms [B, T], prior [B]) in nats: terms[:, t - 1] = L_t
     (reconstruction at t = 1, denoising KLs for t >= 2, see `vb_term`), prior = KL(q(x_T |
     x_0) || N(0, I)). Summing terms over t is the sum of eq. (100)'s expectation times T - 1
-    plus the reconstruction. Memory: T * B * prod(x_0.shape[1:]) elements.
+    plus the reconstruction. Memory: T * B * prod(x_0.shape[1:]) elements. `levels`: grey
+    levels of discrete data for the t = 1 decoder (256 = 8-bit; sklearn's digits: 17), or
+    None for continuous data (Gaussian decoder density: the bound is then on log p in nats).
     """
     x_0 = tensor_arg("x_0", x_0)
     T, B = schedule.T, x_0.shape[0]
@@ -521,25 +539,27 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
         raise ValueError(
             f"denoiser returned shape {tuple(x_0_hat.shape)}, expected {tuple(x_t.shape)}"
         )
-    terms = _vb_term(schedule, x_0_rep, x_t, x_0_hat, t).reshape(T, B).T
+    terms = _vb_term(schedule, x_0_rep, x_t, x_0_hat, t, levels).reshape(T, B).T
     return terms, _prior(schedule, x_0)
 
 
 @register(58, 100)
-def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None):
+def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, levels=256):
     r"""The negative ELBO (eq. (58)) in bits per dimension, all t in one pass (`vb_terms`).
 
     (prior + sum_t L_t) / (D log 2), D = prod(x_0.shape[1:]); an upper bound on -log2 p(x_0)
     per dimension for 8-bit data scaled to [-1, 1]; the denoising terms are those of eq.
     (100) summed rather than sampled. Returns [B].
     """
-    terms, prior = vb_terms(schedule, denoiser, x_0, eps=eps, generator=generator)
+    terms, prior = vb_terms(schedule, denoiser, x_0, eps=eps, generator=generator, levels=levels)
     dims = max(1, math.prod(x_0.shape[1:]))
     return (prior + terms.sum(1)) / (dims * LOG2)
 
 
 @register(58, 100)
-def training_loss(schedule: Schedule, denoiser, x_0, *, t=None, eps=None, generator=None):
+def training_loss(
+    schedule: Schedule, denoiser, x_0, *, t=None, eps=None, generator=None, levels=256
+):
     r"""Unbiased one-t-per-sample estimate of the negative ELBO (eq. (58)), in nats per sample.
 
     t ~ U{1, ..., T} per sample (eq. (100) extended to include the reconstruction term at
@@ -560,4 +580,4 @@ def training_loss(schedule: Schedule, denoiser, x_0, *, t=None, eps=None, genera
     checks.same_shape(x_0=x_0, eps=eps)
     x_t = schedule.q_sample(x_0=x_0, t=t, eps=eps)
     x_0_hat = denoiser(x_t, t)
-    return schedule.T * _vb_term(schedule, x_0, x_t, x_0_hat, t) + _prior(schedule, x_0)
+    return schedule.T * _vb_term(schedule, x_0, x_t, x_0_hat, t, levels) + _prior(schedule, x_0)
