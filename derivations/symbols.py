@@ -59,3 +59,10 @@ LATEX_NAMES = {
 def tex(expr, names: dict | None = None) -> str:
     """LaTeX of `expr` in the paper's typography (`names`: extra symbol -> LaTeX)."""
     return sp.latex(expr, symbol_names={**LATEX_NAMES, **(names or {})})
+
+
+# --- added for the background section (elbo, vae, hvae; eqs. (1)-(29)) ---------------------
+# Linear-Gaussian latent model: z ~ N(0, 1), x | z ~ N(w z + b, var_x); q(z | x) = N(mean_q, var_q).
+w, b = sp.symbols("w b", **real)  # decoder weight and bias
+var_x = sp.Symbol("var_x", **positive)  # decoder (observation) noise variance s^2
+LATEX_NAMES.update({w: "w", b: "b", var_x: "s^2", z: "z"})
