@@ -69,7 +69,8 @@ def markov_hvae_elbo(
         log_ratio = log_ratio - (-0.5 * (_LOG_2PI + log_var + noise**2)).sum(-1)  # - log q
         zs.append(z)
         z_prev = z
-    log_ratio = log_ratio + _log_normal(zs[-1], 0.0, torch.zeros(())).sum(-1)  # log p(z_T)
+    z_T = zs[-1]
+    log_ratio = log_ratio - 0.5 * (_LOG_2PI + z_T**2).sum(-1)  # log p(z_T), p = N(0, I)
     for t, decoder in enumerate(decoders, start=1):
         mean, log_var = decoder(zs[t])
         log_ratio = log_ratio + _log_normal(zs[t - 1], mean, log_var).sum(-1)
