@@ -58,6 +58,7 @@ def _log_normal(x, mean, log_var):
     return -0.5 * (_LOG_2PI + log_var + (x - mean) ** 2 * torch.exp(-log_var))
 
 
+@register(19)
 class VAEObjective(NamedTuple):
     """Per-example terms of eq. (19): elbo = reconstruction - prior_matching, each [B]."""
 
