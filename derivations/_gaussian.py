@@ -34,7 +34,7 @@ def log_expect_exp(f, z: sp.Symbol, mean, var):
     poly = sp.Poly(sp.expand(f), z)
     a, c, d = (poly.coeff_monomial(z**k) for k in (2, 1, 0))
     denom = sp.factor(sp.cancel(1 - 2 * a * var))
-    return (
+    return tidy(
         d + a * mean**2 + c * mean - sp.log(denom) / 2 + (2 * a * mean + c) ** 2 * var / (2 * denom)
     )
 
@@ -63,7 +63,9 @@ def tidy(expr):
     Only rewrites (expand_log with the symbols' positivity, cancel): the value is unchanged,
     and every step built from it is still checked against its neighbours.
     """
-    expr = sp.expand(sp.expand_log(sp.expand(expr)))
+    expr = sp.expand(sp.expand_log(sp.expand(expr), force=True))
     terms = sp.Add.make_args(expr)
     logs = sp.Add(*[t for t in terms if t.has(sp.log)])
-    return logs + sp.cancel(expr - logs)
+    atoms = sorted(logs.atoms(sp.log), key=str)
+    collected = sp.Add(*[sp.cancel(logs.coeff(atom)) * atom for atom in atoms])
+    return collected + sp.cancel(expr - logs)
