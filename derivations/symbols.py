@@ -73,3 +73,9 @@ LATEX_NAMES.update(
         sq_err: r"\left\lVert\hat{x}_{\theta}(x_t, t) - x_0\right\rVert_2^2",
     }
 )
+
+# --- added for the background section (elbo, vae, hvae; eqs. (1)-(29)) ---------------------
+# Linear-Gaussian latent model: z ~ N(0, 1), x | z ~ N(w z + b, var_x); q(z | x) = N(mean_q, var_q).
+w, b = sp.symbols("w b", **real)  # decoder weight and bias
+var_x = sp.Symbol("var_x", **positive)  # decoder (observation) noise variance s^2
+LATEX_NAMES.update({w: "w", b: "b", var_x: "s^2", z: "z"})

@@ -48,3 +48,18 @@ def gaussians(draw, shape=()):
 
 
 batch_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)
+
+
+# --- added for the background section (elbo, vae, hvae; eqs. (1)-(29)) ---------------------
+@st.composite
+def linear_gaussian_models(draw):
+    """(x_0, w, b, var_x) of z ~ N(0, 1), x | z ~ N(w z + b, var_x), incl. w = 0 and tiny noise."""
+    return {
+        "x_0": draw(st.floats(-20, 20)),
+        "w": draw(st.one_of(st.just(0.0), st.floats(-5, 5))),
+        "b": draw(st.floats(-5, 5)),
+        "var_x": draw(st.floats(1e-3, 1e2)),
+    }
+
+
+encoders_q = st.fixed_dictionaries({"mean_q": st.floats(-10, 10), "var_q": st.floats(1e-3, 1e2)})
