@@ -294,3 +294,62 @@ def complete_square(expr, x: sp.Symbol):
     mean = sp.simplify(b * var)
     rest = sp.simplify(c - a * mean**2)
     return mean, var, rest
+
+
+# --- (added by vdm-elbo) expectations under a multivariate Gaussian ------------------------
+# The ELBO derivations of the VDM (eqs. (34)-(58)) take expectations over the whole forward
+# chain q(x_{1:T} | x_0), a T-dimensional Gaussian: E[x^T A x + b^T x + c] =
+# tr(A S) + mu^T A mu + b^T mu + c, i.e. E[x_i x_j] = S_ij + mu_i mu_j and E[x_i] = mu_i.
+
+RULES["joint_expectation"] = (
+    "expectation of a quadratic under a multivariate Gaussian x ~ N(mu, S): "
+    "E[x^T A x + b^T x + c] = tr(A S) + mu^T A mu + b^T mu + c"
+)
+SPECIAL_RULES.add("joint_expectation")
+
+
+def expect_gaussian_vector(expr, xs, mean, cov):
+    """E[expr] for the vector xs ~ N(mean, cov), expr a polynomial of degree <= 2 in xs.
+
+    `xs` are symbols, `mean` a sequence and `cov` a square matrix (sympy or nested lists) in
+    the same order. Raises if expr has degree > 2 in xs.
+    """
+    xs = list(xs)
+    mean = list(mean)
+    cov = sp.Matrix(cov)
+    if len(mean) != len(xs) or cov.shape != (len(xs), len(xs)):
+        raise ValueError("mean and cov must match xs in size")
+    if not xs:
+        return sp.sympify(expr)
+    poly = sp.Poly(sp.expand(expr), *xs)
+    out = []
+    for powers, coeff in poly.terms():
+        idx = [i for i, k in enumerate(powers) for _ in range(k)]
+        if len(idx) == 0:
+            out.append(coeff)
+        elif len(idx) == 1:
+            out.append(coeff * mean[idx[0]])
+        elif len(idx) == 2:
+            i, j = idx
+            out.append(coeff * (cov[i, j] + mean[i] * mean[j]))
+        else:
+            raise ValueError(f"degree {len(idx)} > 2 in {xs}: not a quadratic")
+    return sp.Add(*out)
+
+
+_check_step_without_joint_expectation = _check_step
+
+
+def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    """As before, plus the `joint_expectation` rule: over=(xs, mean, cov)."""
+    if step.rule != "joint_expectation":
+        return _check_step_without_joint_expectation(prev, step, facts, rng)
+    if step.over is None or len(step.over) != 3:
+        return False, "a joint_expectation step needs over=(xs, mean, cov)"
+    xs, m, cov = step.over
+    try:
+        expected = expect_gaussian_vector(prev, xs, m, cov)
+    except ValueError as exc:
+        return False, str(exc)
+    ok, detail = equal(expected, step.expr, facts, rng)
+    return ok, f"E over ({', '.join(map(str, xs))}) jointly Gaussian: {detail}" if ok else detail
