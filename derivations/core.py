@@ -45,9 +45,24 @@ RULES = {
     "proportional": "equal up to a factor that does not depend on the variable",
     "jensen": "Jensen's inequality: the gap is a KL divergence, hence >= 0",
     "differentiate": "differentiate (the gradient of a constant vanishes)",
+    "evaluate": "evaluate a finite sum or integral in closed form (doit, or induction)",
+    "limit": "the limit as wrt -> oo (SymPy's Gruntz algorithm)",
+    "joint_expectation": (
+        "expectation of a quadratic under a multivariate Gaussian x ~ N(mu, S): "
+        "E[x^T A x + b^T x + c] = tr(A S) + mu^T A mu + b^T mu + c"
+    ),
 }
 # Rules checked by a dedicated test instead of prev == next.
-SPECIAL_RULES = {"definition", "proportional", "jensen", "sum_gaussians", "expectation"}
+SPECIAL_RULES = {
+    "definition",
+    "proportional",
+    "jensen",
+    "sum_gaussians",
+    "expectation",
+    "evaluate",
+    "limit",
+    "joint_expectation",
+}
 EQUALITY_RULES = set(RULES) - SPECIAL_RULES
 
 
@@ -214,29 +229,40 @@ def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> 
 
 
 def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    """Dispatch on the step's rule; equality rules on generic functions use jet symbols."""
     if step.rule in EQUALITY_RULES:
+        if _has_generic_function(prev) or _has_generic_function(step.expr):
+            return _check_generic_equality(prev, step, facts, rng)
         return equal(prev, step.expr, facts, rng)
-    if step.rule == "expectation":
-        x, m, v = step.over
-        ok, detail = equal(expect_normal(prev, x, m, v), step.expr, facts, rng)
-        return ok, f"E over {x} ~ N({m}, {v}): {detail}" if ok else detail
-    if step.rule == "sum_gaussians":
-        return _same_law(prev, step.expr, step.noise, facts, rng)
-    if step.rule == "proportional":
-        log_ratio = sp.expand_log(sp.log(prev / step.expr), force=True)
-        ok, detail = is_zero(sp.diff(log_ratio, step.wrt).subs(facts), rng)
-        return ok, f"ratio free of {step.wrt}: {detail}" if ok else detail
-    if step.rule == "jensen":
-        ok, detail = equal(prev - step.expr, step.gap, facts, rng)
-        if not ok:
-            return False, f"prev - next is not the stated gap: {detail}"
-        gap = sp.sympify(step.gap).subs(facts)
-        if gap.free_symbols:
-            for point, value in probe(gap, rng, n=5):
-                if value.real < -1e-20:
-                    return False, f"gap is negative ({value.real:.3g}) at {point}"
-        return True, f"gap is a KL >= 0; {detail}"
-    raise AssertionError(step.rule)
+    return _SPECIAL_CHECKS[step.rule](prev, step, facts, rng)
+
+
+def _check_expectation(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    x, m, v = step.over
+    ok, detail = equal(expect_normal(prev, x, m, v), step.expr, facts, rng)
+    return ok, f"E over {x} ~ N({m}, {v}): {detail}" if ok else detail
+
+
+def _check_sum_gaussians(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    return _same_law(prev, step.expr, step.noise, facts, rng)
+
+
+def _check_proportional(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    log_ratio = sp.expand_log(sp.log(prev / step.expr), force=True)
+    ok, detail = is_zero(sp.diff(log_ratio, step.wrt).subs(facts), rng)
+    return ok, f"ratio free of {step.wrt}: {detail}" if ok else detail
+
+
+def _check_jensen(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    ok, detail = equal(prev - step.expr, step.gap, facts, rng)
+    if not ok:
+        return False, f"prev - next is not the stated gap: {detail}"
+    gap = sp.sympify(step.gap).subs(facts)
+    if gap.free_symbols:
+        for point, value in probe(gap, rng, n=5):
+            if value.real < -1e-20:
+                return False, f"gap is negative ({value.real:.3g}) at {point}"
+    return True, f"gap is a KL >= 0; {detail}"
 
 
 def gaussian_law(expr, noise) -> tuple[sp.Expr, sp.Expr]:
@@ -296,16 +322,11 @@ def complete_square(expr, x: sp.Symbol):
     return mean, var, rest
 
 
-# --- additions (noise_params): finite sums in closed form and limits ----------------------
+# --- finite sums in closed form and limits (noise_params, eq. (110)) ---------------------------
 # Two rules for the continuous-time limit of the discrete diffusion loss (eq. (110)):
 # 'evaluate' (prev.doit() == next.doit(); a Sum(f, (k, 1, n)) that SymPy cannot evaluate is
 # proved by induction on n: next(0) == 0 and next(n) - next(n - 1) == f(n)), and 'limit'
 # (Step(..., wrt=T): lim_{T -> oo} prev == next, after the facts are substituted).
-RULES["evaluate"] = "evaluate a finite sum or integral in closed form (doit, or induction)"
-RULES["limit"] = "the limit as wrt -> oo (SymPy's Gruntz algorithm)"
-SPECIAL_RULES |= {"evaluate", "limit"}
-
-_check_step_before_limits = _check_step
 
 
 def _induction(total: sp.Sum, closed) -> tuple[bool, str]:
@@ -325,29 +346,30 @@ def _induction(total: sp.Sum, closed) -> tuple[bool, str]:
     return ok, f"induction on {n}: {detail}" if ok else f"induction step fails: {detail}"
 
 
-def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
-    if step.rule == "evaluate":
-        prev, nxt = sp.sympify(prev), sp.sympify(step.expr)
-        if isinstance(prev, sp.Sum) and prev.limits[0][2].free_symbols:
-            ok, detail = _induction(prev, nxt)
-            if ok:
-                return ok, detail
-        done = prev.doit()
-        if done.atoms(sp.core.function.AppliedUndef):  # undefined functions: no numeric probe
-            ok = sp.simplify(done - nxt.doit()) == 0
-            return ok, "evaluated by doit" if ok else f"doit gives {done}"
-        ok, detail = equal(done, nxt.doit(), facts, rng)
-        return ok, f"evaluated by doit; {detail}" if ok else detail
-    if step.rule == "limit":
-        if step.wrt is None:
-            return False, "a limit step needs wrt= (the variable that tends to oo)"
-        x = sp.Dummy("x", positive=True)  # wrt = 1/x, x -> 0+: much faster in Gruntz here
-        lim = sp.limit(sp.sympify(prev).subs(facts).subs(step.wrt, 1 / x), x, 0, "+")
-        ok, detail = equal(lim, sp.sympify(step.expr).subs(facts), facts, rng)
-        return ok, f"limit as {step.wrt} -> oo; {detail}" if ok else f"the limit is {lim}: {detail}"
-    return _check_step_before_limits(prev, step, facts, rng)
+def _check_evaluate(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    prev, nxt = sp.sympify(prev), sp.sympify(step.expr)
+    if isinstance(prev, sp.Sum) and prev.limits[0][2].free_symbols:
+        ok, detail = _induction(prev, nxt)
+        if ok:
+            return ok, detail
+    done = prev.doit()
+    if done.atoms(sp.core.function.AppliedUndef):  # undefined functions: no numeric probe
+        ok = sp.simplify(done - nxt.doit()) == 0
+        return ok, "evaluated by doit" if ok else f"doit gives {done}"
+    ok, detail = equal(done, nxt.doit(), facts, rng)
+    return ok, f"evaluated by doit; {detail}" if ok else detail
 
-# --- addition (score/guidance helper): equality steps on generic functions ------------------
+
+def _check_limit(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
+    if step.wrt is None:
+        return False, "a limit step needs wrt= (the variable that tends to oo)"
+    x = sp.Dummy("x", positive=True)  # wrt = 1/x, x -> 0+: much faster in Gruntz here
+    lim = sp.limit(sp.sympify(prev).subs(facts).subs(step.wrt, 1 / x), x, 0, "+")
+    ok, detail = equal(lim, sp.sympify(step.expr).subs(facts), facts, rng)
+    return ok, f"limit as {step.wrt} -> oo; {detail}" if ok else f"the limit is {lim}: {detail}"
+
+
+# --- equality steps on generic functions (score, guidance) -------------------------------------
 # The score of exp(-f(x)) / Z and Bayes' rule for scores hold for *every* differentiable f;
 # SymPy states them with undefined functions (sp.Function("f")) and unevaluated Derivatives,
 # which the numeric probe cannot evaluate. For such steps the derivatives are carried out
@@ -384,14 +406,66 @@ def _has_generic_function(expr) -> bool:
     return bool(sp.sympify(expr).atoms(AppliedUndef))
 
 
-_check_step_on_symbols = _check_step
+def _check_generic_equality(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    a, b = _jet_symbols(sp.sympify(prev).subs(facts), sp.sympify(step.expr).subs(facts))
+    ok, detail = equal(a, b, {}, rng)
+    return ok, f"for every function (jet symbols): {detail}" if ok else detail
 
 
-def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
-    if step.rule in EQUALITY_RULES and (
-        _has_generic_function(prev) or _has_generic_function(step.expr)
-    ):
-        a, b = _jet_symbols(sp.sympify(prev).subs(facts), sp.sympify(step.expr).subs(facts))
-        ok, detail = equal(a, b, {}, rng)
-        return ok, f"for every function (jet symbols): {detail}" if ok else detail
-    return _check_step_on_symbols(prev, step, facts, rng)
+# --- expectations under a multivariate Gaussian (the VDM ELBO, eqs. (34)-(58)) ---------------
+# The ELBO derivations of the VDM (eqs. (34)-(58)) take expectations over the whole forward
+# chain q(x_{1:T} | x_0), a T-dimensional Gaussian: E[x^T A x + b^T x + c] =
+# tr(A S) + mu^T A mu + b^T mu + c, i.e. E[x_i x_j] = S_ij + mu_i mu_j and E[x_i] = mu_i.
+
+
+def expect_gaussian_vector(expr, xs, mean, cov):
+    """E[expr] for the vector xs ~ N(mean, cov), expr a polynomial of degree <= 2 in xs.
+
+    `xs` are symbols, `mean` a sequence and `cov` a square matrix (sympy or nested lists) in
+    the same order. Raises if expr has degree > 2 in xs.
+    """
+    xs = list(xs)
+    mean = list(mean)
+    cov = sp.Matrix(cov)
+    if len(mean) != len(xs) or cov.shape != (len(xs), len(xs)):
+        raise ValueError("mean and cov must match xs in size")
+    if not xs:
+        return sp.sympify(expr)
+    poly = sp.Poly(sp.expand(expr), *xs)
+    out = []
+    for powers, coeff in poly.terms():
+        idx = [i for i, k in enumerate(powers) for _ in range(k)]
+        if len(idx) == 0:
+            out.append(coeff)
+        elif len(idx) == 1:
+            out.append(coeff * mean[idx[0]])
+        elif len(idx) == 2:
+            i, j = idx
+            out.append(coeff * (cov[i, j] + mean[i] * mean[j]))
+        else:
+            raise ValueError(f"degree {len(idx)} > 2 in {xs}: not a quadratic")
+    return sp.Add(*out)
+
+
+def _check_joint_expectation(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
+    """E over (xs) ~ N(mean, cov) of prev equals next: over=(xs, mean, cov)."""
+    if step.over is None or len(step.over) != 3:
+        return False, "a joint_expectation step needs over=(xs, mean, cov)"
+    xs, m, cov = step.over
+    try:
+        expected = expect_gaussian_vector(prev, xs, m, cov)
+    except ValueError as exc:
+        return False, str(exc)
+    ok, detail = equal(expected, step.expr, facts, rng)
+    return ok, f"E over ({', '.join(map(str, xs))}) jointly Gaussian: {detail}" if ok else detail
+
+
+_SPECIAL_CHECKS = {
+    "expectation": _check_expectation,
+    "sum_gaussians": _check_sum_gaussians,
+    "proportional": _check_proportional,
+    "jensen": _check_jensen,
+    "evaluate": _check_evaluate,
+    "limit": _check_limit,
+    "joint_expectation": _check_joint_expectation,
+}

@@ -200,9 +200,10 @@ def verify(equations: tuple[str, ...], section: str | None, as_json: bool) -> No
     if as_json:
         click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
     else:
+        numbers = {r.number for r in rows}
         click.echo(
             f"{len(rows) - len(failed)} passed, {len(failed)} failed "
-            f"({len(rows)} equations checked in {elapsed:.1f}s)"
+            f"({len(numbers)} equations, {len(rows)} checks, {elapsed:.1f}s)"
         )
     if not rows and (numbers or section):
         click.echo("udm: nothing to verify for that selection yet", err=True)

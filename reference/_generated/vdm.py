@@ -8,7 +8,95 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['q_mean', 'q_var', 'q_sample', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'mu_theta', 'x_0_loss_weight']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_mean', 'q_var', 'q_sample', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'mu_theta', 'x_0_loss_weight']
+
+
+@register(45, 58)
+def elbo_reconstruction_term(*, x_0, alpha_t, a_t, c_t, var_theta):
+    r"""Reconstruction term E_{q(x_1|x_0)}[log N(x_0; a_t x_1 + c_t, var_theta)] at t = 1 (alpha_t = alpha_1), eqs. (45), (58).
+
+    .. math:: \mathbb{E}_{q(x_1|x_0)}[\log p_\theta(x_0|x_1)] = - \frac{\log{\left(2 \pi \sigma_\theta^2 \right)}}{2} - \frac{a_{t}^{2} \left(1 - \alpha_t\right) + \left(- c_{t} + x_0 \left(- a_{t} \sqrt{\alpha_t} + 1\right)\right)^{2}}{2 \sigma_\theta^2}
+
+    Domains: x_0 real, alpha_t in (0, 1], a_t real, c_t real, var_theta > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.elbo_reconstruction_term``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    a_t = as_float64("a_t", a_t, "real")
+    c_t = as_float64("c_t", c_t, "real")
+    var_theta = as_float64("var_theta", var_theta, "positive")
+    check_broadcast(x_0=x_0, alpha_t=alpha_t, a_t=a_t, c_t=c_t, var_theta=var_theta)
+    return -1/2*numpy.log(2*numpy.pi*var_theta) - 1/2*(a_t**2*(1 - alpha_t) + (-c_t + x_0*(-a_t*numpy.sqrt(alpha_t) + 1))**2)/var_theta
+
+
+@register(58)
+def elbo_prior_term(*, x_0, alpha_bar_t):
+    r"""Prior matching term KL(q(x_T|x_0) || N(0, 1)) at alpha_bar_t = alpha_bar_T, eq. (58).
+
+    .. math:: D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T)) = \frac{\bar\alpha_t x_0^{2}}{2} - \frac{\bar\alpha_t}{2} - \frac{\log{\left(1 - \bar\alpha_t \right)}}{2}
+
+    Domains: x_0 real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.elbo_prior_term``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    check_broadcast(x_0=x_0, alpha_bar_t=alpha_bar_t)
+    return (1/2)*alpha_bar_t*x_0**2 - 1/2*alpha_bar_t - 1/2*numpy.log(1 - alpha_bar_t)
+
+
+@register(58)
+def elbo_denoising_term(*, x_0, alpha_t, alpha_bar_prev, a_t, c_t, var_theta):
+    r"""Denoising matching term E_{q(x_t|x_0)}[KL(q(x_{t-1}|x_t, x_0) || N(a_t x_t + c_t, var_theta))] at one t >= 2, eq. (58).
+
+    .. math:: \mathbb{E}_{q(x_t|x_0)}[D_{\mathrm{KL}}(q(x_{t-1}|x_t, x_0) \| p_\theta(x_{t-1}|x_t))] = \frac{\log{\left(\sigma_\theta^2 \right)}}{2} - \frac{\log{\left(1 - \bar\alpha_{t-1} \right)}}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2} + \frac{\log{\left(- \bar\alpha_{t-1} \alpha_t + 1 \right)}}{2} - \frac{1}{2} + \frac{\frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + \left(- a_{t} + \frac{\sqrt{\alpha_t} \left(1 - \bar\alpha_{t-1}\right)}{- \bar\alpha_{t-1} \alpha_t + 1}\right)^{2} \left(- \bar\alpha_{t-1} \alpha_t + 1\right) + \left(\sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 \left(- a_{t} + \frac{\sqrt{\alpha_t} \left(1 - \bar\alpha_{t-1}\right)}{- \bar\alpha_{t-1} \alpha_t + 1}\right) + \frac{\sqrt{\bar\alpha_{t-1}} x_0 \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} - c_{t}\right)^{2}}{2 \sigma_\theta^2}
+
+    Domains: x_0 real, alpha_t in (0, 1), alpha_bar_prev in (0, 1), a_t real, c_t real, var_theta > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.elbo_denoising_term``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
+    a_t = as_float64("a_t", a_t, "real")
+    c_t = as_float64("c_t", c_t, "real")
+    var_theta = as_float64("var_theta", var_theta, "positive")
+    check_broadcast(x_0=x_0, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev, a_t=a_t, c_t=c_t, var_theta=var_theta)
+    return (1/2)*numpy.log(var_theta) - 1/2*numpy.log(1 - alpha_bar_prev) - 1/2*numpy.log(1 - alpha_t) + (1/2)*numpy.log(-alpha_bar_prev*alpha_t + 1) - 1/2 + (1/2)*((1 - alpha_bar_prev)*(1 - alpha_t)/(-alpha_bar_prev*alpha_t + 1) + (-a_t + numpy.sqrt(alpha_t)*(1 - alpha_bar_prev)/(-alpha_bar_prev*alpha_t + 1))**2*(-alpha_bar_prev*alpha_t + 1) + (numpy.sqrt(alpha_bar_prev)*numpy.sqrt(alpha_t)*x_0*(-a_t + numpy.sqrt(alpha_t)*(1 - alpha_bar_prev)/(-alpha_bar_prev*alpha_t + 1)) + numpy.sqrt(alpha_bar_prev)*x_0*(1 - alpha_t)/(-alpha_bar_prev*alpha_t + 1) - c_t)**2)/var_theta
+
+
+@register(45)
+def elbo_prior_term_consistency(*, x_0, alpha_t, alpha_bar_prev):
+    r"""Prior matching term of derivation one, E_{q(x_{T-1}|x_0)}[KL(q(x_T|x_{T-1}) || N(0, 1))] at t = T, eq. (45).
+
+    .. math:: \mathbb{E}_{q(x_{T-1}|x_0)}[D_{\mathrm{KL}}(q(x_T|x_{T-1}) \| p(x_T))] = \frac{\alpha_t \left(\bar\alpha_{t-1} x_0^{2} - \bar\alpha_{t-1} + 1\right)}{2} - \frac{\alpha_t}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2}
+
+    Domains: x_0 real, alpha_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.elbo_prior_term_consistency``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    check_broadcast(x_0=x_0, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
+    return (1/2)*alpha_t*(alpha_bar_prev*x_0**2 - alpha_bar_prev + 1) - 1/2*alpha_t - 1/2*numpy.log(1 - alpha_t)
+
+
+@register(45)
+def elbo_consistency_term(*, x_0, alpha_t, alpha_next, alpha_bar_prev, a_next, c_next, var_theta_next):
+    r"""Consistency term at one t in 1..T-1: E_q[log q(x_t|x_{t-1}) - log N(x_t; a_next x_{t+1} + c_next, var_theta_next)] under the chain's joint law, eq. (45).
+
+    .. math:: \mathbb{E}_{q(x_{t-1},x_t,x_{t+1}|x_0)}\left[\log \frac{q(x_t|x_{t-1})}{p_\theta(x_t|x_{t+1})}\right] = \frac{\log{\left(var_{\theta next} \right)}}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2} - \frac{1}{2} + \frac{a_{next}^{2} \left(1 - \alpha_{next}\right) + \left(- a_{next} \sqrt{\alpha_{next}} + 1\right)^{2} \left(- \bar\alpha_{t-1} \alpha_t + 1\right) + \left(\sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 \left(- a_{next} \sqrt{\alpha_{next}} + 1\right) - c_{next}\right)^{2}}{2 var_{\theta next}}
+
+    Domains: x_0 real, alpha_t in (0, 1), alpha_next in (0, 1], alpha_bar_prev in (0, 1], a_next real, c_next real, var_theta_next > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.elbo_consistency_term``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
+    alpha_next = as_float64("alpha_next", alpha_next, "unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    a_next = as_float64("a_next", a_next, "real")
+    c_next = as_float64("c_next", c_next, "real")
+    var_theta_next = as_float64("var_theta_next", var_theta_next, "positive")
+    check_broadcast(x_0=x_0, alpha_t=alpha_t, alpha_next=alpha_next, alpha_bar_prev=alpha_bar_prev, a_next=a_next, c_next=c_next, var_theta_next=var_theta_next)
+    return (1/2)*numpy.log(var_theta_next) - 1/2*numpy.log(1 - alpha_t) - 1/2 + (1/2)*(a_next**2*(1 - alpha_next) + (-a_next*numpy.sqrt(alpha_next) + 1)**2*(-alpha_bar_prev*alpha_t + 1) + (numpy.sqrt(alpha_bar_prev)*numpy.sqrt(alpha_t)*x_0*(-a_next*numpy.sqrt(alpha_next) + 1) - c_next)**2)/var_theta_next
 
 
 @register(70)
