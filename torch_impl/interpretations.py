@@ -37,6 +37,13 @@ def _scales(alpha_bar_t, log_snr, like: torch.Tensor, *, need_noise: bool):
     return ab.sqrt(), one_minus.sqrt(), one_minus
 
 
+def _noise_to_signal(sa, s1m, log_snr):
+    """sqrt(1 - alpha_bar) / sqrt(alpha_bar): exp(-log_snr / 2) in one rounding when given."""
+    if log_snr is not None:
+        return torch.exp(-0.5 * tensor_arg("log_snr", log_snr, like=sa))
+    return s1m / sa
+
+
 def _args(x_t, pred_name, pred):
     x_t = tensor_arg("x_t", x_t)
     pred = tensor_arg(pred_name, pred, like=x_t)
@@ -158,7 +165,7 @@ def v_from_score(*, x_t, score_hat, alpha_bar_t=None, log_snr=None) -> torch.Ten
     x_t, score_hat = _args(x_t, "score_hat", score_hat)
     sa, s1m, _ = _scales(alpha_bar_t, log_snr, x_t, need_noise=False)
     check_broadcast(x_t=x_t, score_hat=score_hat, alpha_bar_t=sa)
-    return -(s1m / sa) * (x_t + score_hat)
+    return -_noise_to_signal(sa, s1m, log_snr) * (x_t + score_hat)
 
 
 @register(115, 151)
@@ -167,7 +174,7 @@ def score_from_v(*, x_t, v_hat, alpha_bar_t=None, log_snr=None) -> torch.Tensor:
     x_t, v_hat = _args(x_t, "v_hat", v_hat)
     sa, s1m, _ = _scales(alpha_bar_t, log_snr, x_t, need_noise=True)
     check_broadcast(x_t=x_t, v_hat=v_hat, alpha_bar_t=sa)
-    return -(x_t + (sa / s1m) * v_hat)
+    return -(x_t + v_hat / _noise_to_signal(sa, s1m, log_snr))
 
 
 # --- the model means, eqs. (125), (143) ---------------------------------------------------------

@@ -78,6 +78,8 @@ COEFFICIENTS = (
     "mu_q_coef_x_0",
     "sqrt_alpha_bar_t",
     "sqrt_one_minus_alpha_bar_t",
+    "eps_loss_weight",
+    "score_loss_weight",
 )
 
 
@@ -114,17 +116,22 @@ def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
         "mu_q_coef_x_0": torch.sqrt(ab_prev) * beta / om_ab,
         "sqrt_alpha_bar_t": torch.exp(0.5 * log_ab),
         "sqrt_one_minus_alpha_bar_t": torch.sqrt(om_ab),
+        # eqs. (130), (148) with sigma_q^2 inserted, rounded once from float64 (formed from
+        # float32 alpha_t, 1 - alpha_t would lose the leading digits of a small beta_t)
+        "eps_loss_weight": beta / (2 * (1 - beta) * om_ab_prev),
+        "score_loss_weight": beta * om_ab / (2 * (1 - beta) * om_ab_prev),
     }
 
 
-@register(31, 70, 84, 85, 94)
+@register(31, 70, 84, 85, 94, 130, 148)
 class Schedule:
-    r"""A noise schedule with its coefficients, eqs. (31), (70), (84), (85), (94).
+    r"""A noise schedule with its coefficients, eqs. (31), (70), (84), (85), (94), (130), (148).
 
     Built from beta_t = 1 - alpha_t (eq. (31)), t = 1..T, each in (0, 1). Every coefficient
     (`COEFFICIENTS`: alpha_t, alpha_bar_t (eq. (70)), alpha_bar_prev (alpha_bar_0 = 1),
     var_q and log_var_q (eq. (85)), snr, log_snr, the x_0 loss weight of eq. (99), the
-    posterior-mean coefficients of eq. (84)) is computed once in float64 in log space
+    posterior-mean coefficients of eq. (84), the eps and score loss weights of eqs. (130)
+    and (148), infinite at t = 1) is computed once in float64 in log space
     (log alpha_bar_t = cumsum log1p(-beta_t)) and cached per (dtype, device) when gathered,
     so data in float64 sees float64 coefficients and float32 data sees them rounded once.
     Attributes (`schedule.alpha_bar_t`) are length-T tensors in the working `dtype` and

@@ -407,3 +407,41 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
     except (ValueError, checkpoint.CheckpointError) as err:
         _fail(str(err))
     click.echo(f"wrote {result['npy']} and {result['png']}")
+
+
+# --- `udm bench` (issue 9): accuracy and speed benchmarks ---
+
+
+@main.command("bench")
+@click.option(
+    "--part", type=click.Choice(["accuracy", "speed", "all"]), default="all", show_default=True
+)
+@click.option("--T", "Ts", default=None, help="Comma-separated step counts (default 10,1000,4000).")
+@click.option("--quick", is_flag=True, help="Tiny configuration (T = 10, short speed runs).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results here.")
+@click.option(
+    "--compare", type=click.Path(exists=True, dir_okay=False), help="An earlier JSON to compare."
+)
+def bench_command(part, Ts, quick, json_path, compare) -> None:
+    """Accuracy (vs 50-digit mpmath, beside diffusers and the NumPy recipe) and speed ratios.
+
+    Prints the tables; see docs/benchmarks.md. diffusers is optional (`pip install udm[bench]`):
+    without it the peer columns and the diffusers speed ratios are skipped.
+    """
+    import benchmarks  # lazily: `udm eq` must stay fast
+    from benchmarks import report
+
+    try:
+        steps = tuple(int(v) for v in Ts.split(",")) if Ts else benchmarks.FULL_TS
+    except ValueError:
+        _fail(f"--T must be comma-separated integers, got {Ts!r}")
+    if any(T < 1 for T in steps):
+        _fail("--T values must be >= 1")
+    result = benchmarks.run(part, steps, quick=quick, log=lambda m: click.echo(m, err=True))
+    click.echo(report.render(result))
+    if compare:
+        with open(compare, encoding="utf-8") as fh:
+            click.echo(report.compare(json.load(fh), result))
+    if json_path:
+        report.write_json(result, json_path)
+        click.echo(f"udm: wrote {json_path}", err=True)
