@@ -377,7 +377,7 @@ def vp_chain_is_euler_step() -> Derivation:
     equals the Euler-Maruyama step of dx = -beta x / 2 dt + sqrt(beta) dw,
     x' = x - beta dt x / 2 + sqrt(beta dt) eps, plus a remainder
     -x (beta dt)^2 / (2 (1 + sqrt(1 - beta dt))^2), which is O(dt^2) (its coefficient is at
-    most |x| / 2). Registered under eq. (161), the last numbered equation of the section that
+    most abs(x) / 2). Registered under eq. (161), the last numbered equation of the section that
     the SDE view continues to infinitely many noise levels.
     """
     h = beta * dt

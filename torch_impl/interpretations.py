@@ -58,7 +58,7 @@ def x_0_from_eps(*, x_t, eps_hat, alpha_bar_t=None, log_snr=None) -> torch.Tenso
     r"""x_0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t), eq. (115).
 
     Ill-conditioned as alpha_bar_t -> 0 by nature (x_0 is a small signal under unit noise):
-    the absolute error is ~ulp(|x_t|) / sqrt(alpha_bar_t).
+    the absolute error is ~ulp(abs(x_t)) / sqrt(alpha_bar_t).
     """
     x_t, eps_hat = _args(x_t, "eps_hat", eps_hat)
     sa, s1m, _ = _scales(alpha_bar_t, log_snr, x_t, need_noise=False)
