@@ -31,3 +31,15 @@ def pytest_collection_modifyitems(items):
             bad = [n for n in mark.args if n not in known]
             if bad or not mark.args:
                 raise pytest.UsageError(f"{item.nodeid}: eq marker with unknown numbers {bad}")
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch single-threaded: the small tensors of these tests gain nothing from intra-op
+    threads, and on a shared 2-core machine the thread pool slows them ~20x."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

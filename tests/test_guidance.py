@@ -27,13 +27,7 @@ M = np.array([[-2.0, 0.0], [2.0, 0.5], [0.0, 2.5]])
 V = np.array([0.5, 0.8, 0.4])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _t(a, device="cpu"):

@@ -37,14 +37,7 @@ K_SE = 4.0  # Monte Carlo bound: |estimate - truth| <= 4 standard errors (seeded
 _MUTATIONS = {s for s in os.environ.get("UDM_REVIEW_MUTATE", "").split(",") if s}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The review machine has 2 shared cores: torch's thread pool under contention slows these
-    small elementwise loops by ~20x. Run single-threaded and restore afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _mut(name: str) -> bool:

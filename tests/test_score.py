@@ -31,13 +31,7 @@ M2 = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
 V2 = np.array([0.3, 0.3, 0.3])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 
 
 def _t(a, device="cpu"):

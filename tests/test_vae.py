@@ -21,15 +21,6 @@ from tests.devices import DEVICES
 from tests.strategies import encoders_q, linear_gaussian_models
 
 
-@pytest.fixture
-def one_thread():
-    """Small CPU training loops run faster single-threaded on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.eq(17, 18, 19, 20, 21, 22)
 @pytest.mark.parametrize(
     "name", ["vae_objective", "prior_matching_kl", "reparameterization", "monte_carlo_objective"]
