@@ -6,8 +6,12 @@ from the SymPy objects, the implementing functions (autodoc) and the tests that 
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 from pathlib import Path
+
+from examples import EXAMPLES, FIGURES
 
 from udm import catalog, registry
 
@@ -40,6 +44,10 @@ def render(section: str) -> str:
         f"Equations of section `{section}`, generated from the registry.",
         "",
     ]
+    lines += worked_example(section)
+    if section in FIGURES:
+        name, caption = FIGURES[section]
+        lines += [f"![{caption}](../_static/{name})", "", f"*{caption}.*", ""]
     shown: set[str] = set()
     for n in catalog.numbers_in(section):
         eq, record = catalog.get(n), index[n]
@@ -67,6 +75,34 @@ def render(section: str) -> str:
         if record.tests:
             lines += ["Tests:", ""] + [f"- `{t}`" for t in record.tests] + [""]
     return "\n".join(lines)
+
+
+def run_example(code: str) -> str:
+    """Execute a worked example and return what it printed."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exec(code, {})
+    return buffer.getvalue()
+
+
+def worked_example(section: str) -> list[str]:
+    if section not in EXAMPLES:
+        return []
+    code = EXAMPLES[section]
+    return [
+        "## Worked example",
+        "",
+        "```python",
+        code.rstrip(),
+        "```",
+        "",
+        "prints",
+        "",
+        "```text",
+        run_example(code).rstrip(),
+        "```",
+        "",
+    ]
 
 
 def write_all(out_dir: Path) -> None:
