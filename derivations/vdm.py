@@ -1,14 +1,21 @@
 """Variational diffusion models (paper section 2.1, eqs. (30)-(100)): SymPy derivations.
 
-Worked examples of the pattern every section follows: q(x_t | x_0) by induction over t
-(eqs. (59)-(70)) and the Gaussian KL divergence by the expectation of a quadratic (eq. (86)).
+In paper order: the forward and reverse processes (eqs. (30)-(33)); both ELBO derivations on
+1-D Gaussian data with a linear-Gaussian reverse model (eqs. (34)-(58)); q(x_t | x_0) by
+induction over t (eqs. (59)-(70)); the posterior q(x_{t-1} | x_t, x_0) by completing the
+square (eqs. (71)-(85)); the Gaussian KL (eq. (86)) and the denoising objective in its x_0
+form (eqs. (87)-(100)).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, log_normal_pdf
+from derivations.core import ClosedForm, Derivation, Step, log_normal_pdf, normal_pdf
+from derivations.core import DerivationError as _DerivationError
+from derivations.core import equal as _equal
+from derivations.core import expect_gaussian_vector as _expect_gaussian_vector
+from derivations.core import normal_pdf as _normal_pdf
 from derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
@@ -19,11 +26,17 @@ from derivations.symbols import (
     var_p,
     var_q,
     x_0,
+    x_0_hat,
+    x_prev,
+    x_t,
 )
+from derivations.symbols import var_theta as _var_theta
+from derivations.symbols import x_next as _x_next
+from derivations.symbols import x_prev as _x_prev
+from derivations.symbols import x_t as _x_t
 from udm import register
 
 # --- Forward process and the two ELBO derivations, eqs. (30)-(58) ---------------------------
-# (region: VDM ELBO)
 # Added by the vdm-elbo helper. Family of the instance proofs: one coordinate, x_0 fixed (so
 # every data distribution, N(m, v) included, is covered pointwise), symbolic alpha_1..alpha_T,
 # p(x_T) = N(0, 1) and a linear-Gaussian reverse model p_theta(x_{t-1} | x_t) =
@@ -36,14 +49,6 @@ ELBO_FAMILY = (
 )
 TERM_FAMILY = "linear-Gaussian reverse model p_theta(x_{t-1}|x_t) = N(a_t x_t + c_t, var_theta)"
 
-from derivations.core import DerivationError as _DerivationError  # noqa: E402
-from derivations.core import equal as _equal  # noqa: E402
-from derivations.core import expect_gaussian_vector as _expect_gaussian_vector  # noqa: E402
-from derivations.core import normal_pdf as _normal_pdf  # noqa: E402
-from derivations.symbols import var_theta as _var_theta  # noqa: E402
-from derivations.symbols import x_next as _x_next  # noqa: E402
-from derivations.symbols import x_prev as _x_prev  # noqa: E402
-from derivations.symbols import x_t as _x_t  # noqa: E402
 
 # the registered instances (the symbolic checks grow fast with T: at T = 3 derivation two
 # takes ~80 s and the bound's KL gap minutes); tests/test_vdm.py also builds T = 1 (and T = 3 for derivation one)
@@ -986,10 +991,7 @@ def forward_marginal() -> Derivation:
 
 
 # --- The forward posterior q(x_{t-1} | x_t, x_0), eqs. (71)-(85) --------------------------------
-# (region: VDM posterior)
 
-from derivations.core import normal_pdf  # noqa: E402
-from derivations.symbols import x_prev, x_t  # noqa: E402
 
 # Symbols of this region (NOTATION names). mu_q / mu_theta stand for the means when a step
 # keeps them abstract; the facts of each derivation replace them by eqs. (93), (94).
@@ -1285,11 +1287,6 @@ def gaussian_kl() -> Derivation:
         family="diagonal Gaussians (per coordinate)",
         results=results,
     )
-
-
-# (region: VDM denoising objective, eqs. (87)-(100))
-
-from derivations.symbols import x_0_hat  # noqa: E402
 
 
 @register(87, 88, 89, 90, 91, 92, status="symbolic")

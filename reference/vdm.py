@@ -4,32 +4,39 @@ The closed forms are generated from `derivations.vdm` into `reference._generated
 and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim.
 """
 
-# q(x_t | x_0), eqs. (69)-(70), and the Gaussian KL, eq. (86)
-from reference._generated.vdm import kl_normal, q_mean, q_sample, q_var  # noqa: F401
+import dataclasses
+import math
 
-# --- (region: VDM ELBO, eqs. (30)-(58)) ---
-# Added by the vdm-elbo helper: the per-t terms are generated (reference._generated.vdm); the
-# functions below assemble them over a whole schedule alpha_1..alpha_T (hand-written: the
-# sum over t has no fixed-size closed form) for the linear-Gaussian reverse model
-# p_theta(x_{t-1} | x_t) = N(a_t x_t + c_t, var_theta_t), p(x_T) = N(0, 1).
-# isort: off
-import numpy as _np
+import numpy as np
+from scipy import special
 
-from reference._args import as_float64 as _as_float64
-from reference._generated.vdm import (
+from reference._args import as_float64
+from reference._generated.vdm import (  # noqa: F401  (re-exported: the generated closed forms)
+    denoising_kl,
     elbo_consistency_term,
     elbo_denoising_term,
     elbo_prior_term,
     elbo_prior_term_consistency,
     elbo_reconstruction_term,
+    kl_normal,
+    mu_q,
+    mu_theta,
+    q_mean,
+    q_sample,
+    q_var,
+    var_q,
+    x_0_loss_weight,
 )
-from udm import register
+from udm import checks, register
 
-# isort: on
+# The ELBO of eqs. (34)-(58): the per-t terms are generated (reference._generated.vdm); the
+# functions below assemble them over a whole schedule alpha_1..alpha_T (hand-written: the
+# sum over t has no fixed-size closed form) for the linear-Gaussian reverse model
+# p_theta(x_{t-1} | x_t) = N(a_t x_t + c_t, var_theta_t), p(x_T) = N(0, 1).
 
 
-def _schedule(alpha_t) -> _np.ndarray:
-    alpha_t = _as_float64("alpha_t", alpha_t, "open_unit")
+def _schedule(alpha_t) -> np.ndarray:
+    alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
     if alpha_t.ndim != 1 or alpha_t.size < 1:
         raise ValueError(
             f"alpha_t must be a 1-D array alpha_1..alpha_T with T >= 1, got shape {alpha_t.shape}"
@@ -38,9 +45,9 @@ def _schedule(alpha_t) -> _np.ndarray:
 
 
 def _reverse_model(T: int, a_t, c_t, var_theta):
-    a_t = _as_float64("a_t", a_t, "real")
-    c_t = _as_float64("c_t", c_t, "real")
-    var_theta = _as_float64("var_theta", var_theta, "positive")
+    a_t = as_float64("a_t", a_t, "real")
+    c_t = as_float64("c_t", c_t, "real")
+    var_theta = as_float64("var_theta", var_theta, "positive")
     for name, arr in (("a_t", a_t), ("c_t", c_t), ("var_theta", var_theta)):
         if arr.shape != (T,):
             raise ValueError(
@@ -52,9 +59,9 @@ def _reverse_model(T: int, a_t, c_t, var_theta):
 def _elbo_inputs(x_0, alpha_t, a_t, c_t, var_theta):
     alpha_t = _schedule(alpha_t)
     a_t, c_t, var_theta = _reverse_model(alpha_t.size, a_t, c_t, var_theta)
-    x_0 = _as_float64("x_0", x_0, "real")[..., None]  # t runs along a new last axis
-    alpha_bar = _np.cumprod(alpha_t)
-    alpha_bar_prev = _np.concatenate([[1.0], alpha_bar[:-1]])  # paper indexing: alpha_bar_0 = 1
+    x_0 = as_float64("x_0", x_0, "real")[..., None]  # t runs along a new last axis
+    alpha_bar = np.cumprod(alpha_t)
+    alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])  # paper indexing: alpha_bar_0 = 1
     return x_0, alpha_t, alpha_bar, alpha_bar_prev, a_t, c_t, var_theta
 
 
@@ -130,18 +137,18 @@ def vdm_log_likelihood(*, x_0, a_t, c_t, var_theta):
     p(x_0) = N(M_0, V_0), propagated from x_T ~ N(0, 1) by M_{t-1} = a_t M_t + c_t,
     V_{t-1} = a_t^2 V_t + var_theta_t. Parameters of shape (T,); `x_0` any shape; returns its shape.
     """
-    a_t = _as_float64("a_t", a_t, "real")
+    a_t = as_float64("a_t", a_t, "real")
     if a_t.ndim != 1 or a_t.size < 1:
         raise ValueError(f"a_t must be a 1-D array a_1..a_T with T >= 1, got shape {a_t.shape}")
     a_t, c_t, var_theta = _reverse_model(a_t.size, a_t, c_t, var_theta)
-    x_0 = _as_float64("x_0", x_0, "real")
+    x_0 = as_float64("x_0", x_0, "real")
     m, var = _reverse_marginal(a_t, c_t, var_theta)
-    return -0.5 * _np.log(2 * _np.pi * var) - (x_0 - m) ** 2 / (2 * var)
+    return -0.5 * np.log(2 * np.pi * var) - (x_0 - m) ** 2 / (2 * var)
 
 
 def _data_law(mean, var):
-    mean = _as_float64("mean", mean, "real")
-    var = _as_float64("var", var, "positive")
+    mean = as_float64("mean", mean, "real")
+    var = as_float64("var", var, "positive")
     if mean.ndim or var.ndim:
         raise ValueError("mean and var of the data law N(mean, var) must be scalars")
     return float(mean), float(var)
@@ -155,14 +162,14 @@ def vdm_optimal_reverse_model(*, alpha_t, mean, var):
     """
     alpha_t = _schedule(alpha_t)
     mean, var = _data_law(mean, var)
-    alpha_bar = _np.cumprod(alpha_t)
-    alpha_bar_prev = _np.concatenate([[1.0], alpha_bar[:-1]])
+    alpha_bar = np.cumprod(alpha_t)
+    alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
     # marginals of the forward chain on N(mean, var) data: x_t ~ N(m_t, s_t)
-    m_prev = _np.sqrt(alpha_bar_prev) * mean
+    m_prev = np.sqrt(alpha_bar_prev) * mean
     s_prev = alpha_bar_prev * var + (1 - alpha_bar_prev)
-    m_t = _np.sqrt(alpha_t) * m_prev
+    m_t = np.sqrt(alpha_t) * m_prev
     s_t = alpha_bar * var + (1 - alpha_bar)
-    a_t = _np.sqrt(alpha_t) * s_prev / s_t  # Cov(x_{t-1}, x_t) / Var(x_t)
+    a_t = np.sqrt(alpha_t) * s_prev / s_t  # Cov(x_{t-1}, x_t) / Var(x_t)
     c_t = m_prev - a_t * m_t
     var_theta = s_prev * (1 - alpha_t) / s_t  # Var(x_{t-1}) - a_t^2 Var(x_t)
     return a_t, c_t, var_theta
@@ -176,7 +183,7 @@ def vdm_elbo_data_average(*, mean, var, alpha_t, a_t, c_t, var_theta):
     is exact. Returns a float64 scalar.
     """
     mean, var = _data_law(mean, var)
-    nodes = mean + _np.sqrt(var) * _np.array([-1.0, 1.0])
+    nodes = mean + np.sqrt(var) * np.array([-1.0, 1.0])
     return vdm_elbo(x_0=nodes, alpha_t=alpha_t, a_t=a_t, c_t=c_t, var_theta=var_theta).mean()
 
 
@@ -190,29 +197,11 @@ def vdm_elbo_optimal(*, alpha_t, mean, var):
     """
     alpha_t = _schedule(alpha_t)
     mean, var = _data_law(mean, var)
-    ab = _np.prod(alpha_t)
-    m_T, s_T = _np.sqrt(ab) * mean, ab * var + (1 - ab)
-    kl_prior = 0.5 * (-_np.log(s_T) + s_T + m_T**2 - 1)
-    return -0.5 * _np.log(2 * _np.pi * _np.e * var) - kl_prior
+    ab = np.prod(alpha_t)
+    m_T, s_T = np.sqrt(ab) * mean, ab * var + (1 - ab)
+    kl_prior = 0.5 * (-np.log(s_T) + s_T + m_T**2 - 1)
+    return -0.5 * np.log(2 * np.pi * np.e * var) - kl_prior
 
-
-# --- (region: VDM posterior, schedules, denoising objective, eqs. (71)-(100)) ---
-# isort: split
-import dataclasses
-import math
-
-import numpy as np
-from scipy import special
-
-from reference._args import as_float64
-from reference._generated.vdm import (  # noqa: F401
-    denoising_kl,
-    mu_q,
-    mu_theta,
-    var_q,
-    x_0_loss_weight,
-)
-from udm import checks, register
 
 SCHEDULES = ("linear", "scaled-linear", "cosine")
 

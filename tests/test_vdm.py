@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from click.testing import CliRunner
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
@@ -14,6 +18,8 @@ import torch_impl.vdm as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
 from tests.strategies import alpha_bars, reals, schedules
+from torch_impl._tensors import append_dims
+from udm.cli import main as udm_main
 
 f32 = np.float32
 
@@ -22,7 +28,6 @@ def _t(value, dtype, device):
     return torch.as_tensor(np.asarray(value), dtype=dtype, device=device)
 
 
-# --- (region: VDM ELBO, eqs. (30)-(58)) ---
 # Added by the vdm-elbo helper: eqs. (30)-(58) on the linear-Gaussian reverse model.
 
 
@@ -269,17 +274,6 @@ def test_log_likelihood_and_optimal_model_bad_input():
     with pytest.raises(ValueError, match="alpha_t"):
         ref.vdm_elbo_optimal(alpha_t=[1.2], mean=0.0, var=1.0)
 
-
-# --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
-# isort: split
-import json  # noqa: E402
-import math  # noqa: E402
-
-from click.testing import CliRunner  # noqa: E402
-from hypothesis import assume  # noqa: E402
-
-from torch_impl._tensors import append_dims  # noqa: E402
-from udm.cli import main as udm_main  # noqa: E402
 
 F64_EPS = float(np.finfo(np.float64).eps)
 
@@ -920,8 +914,6 @@ def test_shape_mismatch_is_an_error_not_a_broadcast():
         )
 
 
-# --- (region: VDM denoising objective, eqs. (87)-(100)) ---
-# isort: split
 def _x0_denoiser(x_t, t):
     """A fixed, deterministic stand-in for a network: x_0_hat = 0.8 tanh(x_t) + 0.001 t."""
     if isinstance(x_t, torch.Tensor):
@@ -998,9 +990,11 @@ def test_x_0_objective_torch_matches_reference_and_the_general_kl(device, st_, x
     assume(vq > 1e-250)
     kl = ref.kl_normal(mean_q=ref.mu_q(x_t=x_t, x_0=x_0, **args), var_q=vq, mean_p=mt, var_p=vq)
     direct = w * (x_0_hat - x_0) ** 2
-    # the general KL subtracts means of size ~|x_t|: absolute error eps * |x_t|^2 / var_q
+    # the general KL subtracts means of size ~|x_t|: absolute error eps * |x_t|^2 / var_q;
+    # and it forms (var_q + d^2) / var_q - 1, which cancels to within a few eps absolute
     means = abs(x_t) + abs(x_0) + abs(x_0_hat)
-    assert abs(kl - direct) <= 1e-12 * direct + 64 * F64_EPS * means**2 / vq * max(1, 1 / vq)
+    bound = 1e-12 * direct + 64 * F64_EPS * means**2 / vq * max(1, 1 / vq) + 4 * F64_EPS
+    assert abs(kl - direct) <= bound
 
 
 @pytest.mark.eq(86, 58)

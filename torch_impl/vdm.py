@@ -6,13 +6,12 @@ tests/test_vdm.py ties each one to the generated float64 reference over the whol
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from torch_impl._tensors import check_broadcast, tensor_arg
-from udm import register
-
-# --- (region: VDM ELBO, eqs. (30)-(58)) ---
-
+from torch_impl._tensors import append_dims, check_broadcast, tensor_arg
+from udm import checks, register
 
 # --- q(x_t | x_0), eqs. (59)-(70) ---
 
@@ -54,13 +53,6 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
     check_broadcast(x_0=x_0, alpha_bar_t=alpha_bar_t, eps=eps)
     return alpha_bar_t.sqrt() * x_0 + (1 - alpha_bar_t).sqrt() * eps
 
-
-# --- (region: VDM posterior and schedules, eqs. (71)-(85)) ---
-# isort: split
-import math  # noqa: E402
-
-from torch_impl._tensors import append_dims  # noqa: E402
-from udm import checks  # noqa: E402
 
 SCHEDULES = ("linear", "scaled-linear", "cosine")
 # The per-t coefficients a Schedule exposes (arrays of length T, element t - 1 is time t).
@@ -364,7 +356,6 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
     return 0.5 * (torch.expm1(log_ratio) - log_ratio + (mean_q - mean_p) ** 2 / var_p)
 
 
-# --- (region: VDM denoising objective and full ELBO, eqs. (87)-(100)) ---
 LOG2 = math.log(2.0)
 
 
