@@ -192,10 +192,13 @@ def test_resume_continues_the_same_trajectory(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on CPU")
-def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path):
+@pytest.mark.parametrize("schedule,port", [("linear", 29517), ("learned", 29519)])
+def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path, schedule, port):
     """torchrun --nproc_per_node 2 (gloo): each rank takes half of the same global batch;
-    DDP averages gradients, so weights and logged losses match one process."""
+    DDP averages gradients, so weights and logged losses match one process (also for the
+    learned schedule, whose low-discrepancy t are drawn for the global batch)."""
     common = ["--data", "gaussian", "--steps", "3", "--batch-size", "16", "--no-plot", "--quiet"]
+    common += ["--schedule", schedule]
     cfg = tmp_path / "c.toml"
     cfg.write_text("log_every = 1\n")
     single = subprocess.run(
@@ -223,7 +226,7 @@ def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            str(port),
             "-m",
             "udm",
             "train",
