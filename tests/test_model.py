@@ -512,3 +512,35 @@ def test_learned_schedule_cli_sample_and_plots(tmp_path, one_thread):
     assert np.load(tmp_path / "samples" / "samples.npy").shape == (16, 2)
     result = _udm("elbo", tmp_path / "model.pt", "--n", "50")
     assert result.exit_code == 0 and "continuous time" in result.output
+
+
+@pytest.mark.eq(58, 86, 110, 111)
+@pytest.mark.statistical
+def test_learned_schedule_bound_of_the_optimal_denoiser_is_the_closed_form(one_thread):
+    """N(0, 1) data and the optimal eps prediction sqrt(1 - alpha_bar_t) x_t: the Monte Carlo
+    bound of `neg_elbo_bits_per_dim` (stratified t) matches prior + reconstruction in closed
+    form + the diffusion loss of `reference.noise_params.optimal_continuous_loss_gaussian`
+    within 4 standard errors. Training draws stratified t too: spacing exactly 1 / B."""
+    torch.manual_seed(0)
+    model = ContinuousDiffusionModel(MLPDenoiser((1,)), hidden=16).double()
+
+    def optimal(x_t, t, y=None):
+        omega = model.noise(t.to(x_t.dtype))[:, None]
+        return N.one_minus_alpha_bar_from_omega(omega=omega).sqrt() * x_t
+
+    model.raw = optimal
+    x = torch.randn(4000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    nats = model.neg_elbo_bits_per_dim(x, generator=gen, t_samples=4) * math.log(2)
+    with torch.no_grad():
+        w0, w1 = float(model.noise.omega_min), float(model.noise.omega_max)
+    ab1 = float(RN.alpha_bar_from_omega(omega=w1))
+    prior = RV.prior_kl_term(x_0=x.numpy(), alpha_bar_t=ab1).mean()  # exact given the data
+    recon = 0.5 * (math.log(2 * math.pi) + w0 + 1.0)  # E[eps^2] = 1
+    diffusion = RN.optimal_continuous_loss_gaussian(omega_min=w0, omega_max=w1, data_var=1.0)
+    exact = prior + recon + float(diffusion)
+    se = float(nats.std() / math.sqrt(len(nats)))
+    assert abs(float(nats.mean()) - exact) <= 4 * se, (float(nats.mean()), exact, se)
+    t = model.draw_training_noise(64, torch.Generator().manual_seed(2))["t"].sort().values
+    torch.testing.assert_close(t.diff(), torch.full((63,), 1 / 64, dtype=torch.float64))
+    assert 0 <= float(t[0]) < 1 / 64
