@@ -128,6 +128,11 @@ def speed_table(speed: dict) -> str:
             f"{r['name'][:51]:<52}{r['device']:>7}{_fmt(r['ours_s'], 11)}{_fmt(r['peer_s'], 11)}"
             f"{r['ratio']:>8.2f}{cmp + format(r['target'], 'g'):>9}  {'yes' if r['ok'] else 'NO'}"
         )
+        if "samples_per_s_ours" in r:
+            lines.append(
+                f"  samples/s: ours {r['samples_per_s_ours']:.0f}, "
+                f"diffusers {r['samples_per_s_peer']:.0f} (batch {r['batch']})"
+            )
     v = speed.get("verify")
     if v:
         lines += [

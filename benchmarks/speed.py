@@ -7,6 +7,11 @@
 * ``q_sample`` and ``train_step``: the forward sample alone, and a training step (q_sample +
   network + eps-MSE loss + backward), with our `Schedule` against the same network with
   diffusers' ``DDPMScheduler.add_noise``. Target: ratio ours / diffusers <= 1.0.
+* ``sampling``: ancestral sampling (T network calls on a batch, x_0_hat from the eps
+  prediction by eq. (115), then the posterior mean and variance of eqs. (84), (85), (94)) with
+  our `Schedule`, against the same network driven by diffusers' ``DDPMScheduler.step``; both
+  draw their noise from one seeded generator, so the two final samples must agree. Reported
+  as samples/s each and the time ratio ours / diffusers (target <= 1.0).
 * ``verify``: ``python -m udm verify --json`` in a subprocess (wall time, total and per
   section), and the slowest proofs (each derivation built, its steps checked and its closed
   forms compared with the generated reference, timed one by one in this process).
@@ -231,6 +236,64 @@ def train_step(
     )
 
 
+def sampling(T: int = 1000, *, batch: int = 256, dim: int = 32, repeats: int = 3, device="cpu"):
+    """Ancestral sampling of `batch` samples (T steps), ours vs diffusers' DDPMScheduler.step."""
+    from diffusers import DDPMScheduler
+
+    import torch_impl.interpretations as I
+    from torch_impl import vdm
+
+    sched = vdm.linear_schedule(T)
+    sch = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False)
+    sch.set_timesteps(T)
+    torch.manual_seed(0)
+    net = _MLP(dim, T).to(device)
+    x_T = torch.randn(batch, dim, generator=torch.Generator().manual_seed(0)).to(device)
+
+    def ours_fn():
+        gen = torch.Generator(device).manual_seed(1)
+        x = x_T
+        for t_val in range(T, 0, -1):
+            t = torch.full((batch,), t_val, device=device)
+            ab = sched.gather("alpha_bar_t", t, x)
+            x_0_hat = I.x_0_from_eps(x_t=x, eps_hat=net(x, t), alpha_bar_t=ab)
+            x = sched.p_mean(x_t=x, x_0_hat=x_0_hat, t=t)
+            if t_val > 1:
+                noise = torch.randn(x.shape, generator=gen, device=device, dtype=x.dtype)
+                x = x + sched.posterior_var(t, x).sqrt() * noise
+        return x
+
+    def peer_fn():
+        gen = torch.Generator(device).manual_seed(1)
+        x = x_T
+        for t0 in sch.timesteps:  # T - 1, ..., 0 (0-based)
+            t = torch.full((batch,), int(t0) + 1, device=device)
+            x = sch.step(net(x, t), t0, x, generator=gen).prev_sample
+        return x
+
+    with torch.no_grad():
+        diff = float((ours_fn() - peer_fn()).abs().max())  # warm-up, and they must agree
+        ours, peer = [], []
+        for _ in range(repeats):
+            ours.append(_timed(ours_fn, device))
+            peer.append(_timed(peer_fn, device))
+    return _ratio_row(
+        f"sampling T={T}: Schedule vs diffusers step",
+        device,
+        ours,
+        peer,
+        STEP_TARGET,
+        higher_is_better=False,
+        extra={
+            "batch": batch,
+            "dim": dim,
+            "samples_per_s_ours": batch / statistics.median(ours),
+            "samples_per_s_peer": batch / statistics.median(peer),
+            "max_abs_diff": diff,
+        },
+    )
+
+
 def verify_wall(sections=None) -> dict:
     """`python -m udm verify --json` in a subprocess: wall seconds, total and per section."""
     from udm import catalog
@@ -316,6 +379,9 @@ def run(
             small = {"inner": 20} if quick else {}
             rows.append(q_sample(T, device=device, **reps, **small))
             rows.append(train_step(T, device=device, **reps, **({"inner": 5} if quick else {})))
+            if log:
+                log(f"speed: ancestral sampling on {device}")
+            rows.append(sampling(T, device=device, **reps, **({"batch": 64} if quick else {})))
     if log:
         log("speed: udm verify")
     verify = verify_wall(verify_sections)

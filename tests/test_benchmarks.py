@@ -171,3 +171,14 @@ def test_speed_skips_peers_without_diffusers(no_peers, monkeypatch):
     out = speed.run(5, quick=True)
     assert [r["name"] for r in out["rows"] if "diffusers" in r["name"]] == []
     assert out["threads"] >= 1 and math.isfinite(out["verify"]["wall_s"])
+
+
+@pytest.mark.eq(84, 85, 94, 115)
+def test_speed_sampling_tiny_agrees_with_diffusers():
+    """Ancestral sampling with our Schedule and with diffusers' DDPMScheduler.step, same
+    network and same noise stream: the final samples agree (float32 rounding only)."""
+    pytest.importorskip("diffusers")
+    row = speed.sampling(6, batch=4, dim=3, repeats=1)
+    fields = {"ours_s", "peer_s", "ratio", "samples_per_s_ours", "samples_per_s_peer"}
+    assert fields <= set(row) and row["ratio"] > 0
+    assert row["max_abs_diff"] < 1e-4

@@ -192,10 +192,13 @@ def test_resume_continues_the_same_trajectory(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo on CPU")
-def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path):
+@pytest.mark.parametrize("schedule,port", [("linear", 29517), ("learned", 29519)])
+def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path, schedule, port):
     """torchrun --nproc_per_node 2 (gloo): each rank takes half of the same global batch;
-    DDP averages gradients, so weights and logged losses match one process."""
+    DDP averages gradients, so weights and logged losses match one process (also for the
+    learned schedule, whose low-discrepancy t are drawn for the global batch)."""
     common = ["--data", "gaussian", "--steps", "3", "--batch-size", "16", "--no-plot", "--quiet"]
+    common += ["--schedule", schedule]
     cfg = tmp_path / "c.toml"
     cfg.write_text("log_every = 1\n")
     single = subprocess.run(
@@ -223,7 +226,7 @@ def test_two_process_gloo_equals_one_process_on_the_combined_batch(tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29517",
+            str(port),
             "-m",
             "udm",
             "train",
@@ -312,3 +315,232 @@ def test_sample_rejects_nan_guidance_and_guidance_without_labels(tmp_path):
     assert _udm("sample", run, "--guidance-scale", "nan").exit_code == 2
     result = _udm("sample", run, "--guidance-scale", "2.0", "--label", "0")
     assert result.exit_code == 2 and "label" in result.output
+
+
+# --- continuous-time VDM with the learned noise schedule (--schedule learned) ---------------------
+
+import reference.noise_params as RN  # noqa: E402
+import torch_impl.noise_params as N  # noqa: E402
+from udm.model.continuous import OMEGA_MAX, OMEGA_MIN, ContinuousDiffusionModel  # noqa: E402
+from udm.model.networks import MLPDenoiser  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def learned_run(tmp_path_factory):
+    """`udm train --schedule learned` on the 1-D Gaussian: 400 steps, about 8 s."""
+    out = tmp_path_factory.mktemp("learned")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the one_thread fixture (module fixtures run before it)
+    result = _udm(
+        "train", "--data", "gaussian", "--schedule", "learned", "--steps", "400",
+        "--out", out, "--no-plot", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    yield out / "model.pt"
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.eq(58, 110, 111)
+@pytest.mark.statistical
+def test_learned_schedule_bound_is_finite_and_above_the_true_nll(learned_run, one_thread):
+    """`udm elbo --json` of the learned-schedule model: finite, never below the true NLL
+    0.5 log(2 pi e) beyond 4 standard errors, and within 0.5 nats above it (measured: 1.52 +-
+    0.10 after 400 steps; an untrained model is several nats off)."""
+    result = _udm("elbo", learned_run, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["T"] is None and math.isfinite(report["nll_nats"])
+    true_nll = 0.5 * math.log(2 * math.pi * math.e)
+    assert report["nll_nats"] >= true_nll - 4 * report["stderr"]
+    assert report["nll_nats"] <= true_nll + 0.5
+    assert abs(report["bits_per_dim"] * math.log(2) - report["nll_nats"]) < 1e-9
+
+
+@pytest.mark.eq(111)
+def test_learned_schedule_endpoints_move_during_training(learned_run):
+    model, config, _ = evaluate.load_model(learned_run, use_ema=False)
+    assert config.schedule == "learned" and isinstance(model, ContinuousDiffusionModel)
+    fresh = ContinuousDiffusionModel(MLPDenoiser((1,)))
+    with torch.no_grad():
+        assert float(fresh.noise.omega_min) == pytest.approx(OMEGA_MIN)
+        assert float(fresh.noise.omega_max) == pytest.approx(OMEGA_MAX)
+    # Adam moves them by ~lr per step while their gradient keeps its sign (measured ~0.05-0.1)
+    with torch.no_grad():
+        assert abs(float(model.noise.omega_min) - OMEGA_MIN) > 0.01
+        assert abs(float(model.noise.omega_max) - OMEGA_MAX) > 0.01
+        omega = model.noise(torch.linspace(0, 1, 101))
+    assert bool((omega.diff() > 0).all())  # still monotone: SNR decreases
+
+
+@pytest.mark.eq(84, 85, 94, 113)
+@pytest.mark.statistical
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_learned_schedule_sampler_with_the_optimal_denoiser_draws_the_data(sampler, one_thread):
+    """Data N(0, 1): x_t ~ N(0, 1) at every t, so the optimal eps prediction is
+    sqrt(1 - alpha_bar_t) x_t. With it, 2000 samples on a 100-step grid of a (random, untrained)
+    learned schedule pass KS against N(0, 1) (p > 1e-3); a denoiser off by 10% fails (power)."""
+    torch.manual_seed(0)
+    model = ContinuousDiffusionModel(MLPDenoiser((1,)), hidden=16)
+
+    def optimal(scale):
+        def raw(x_t, t, y=None):
+            omega = model.noise(t.to(x_t.dtype))[:, None]
+            return scale * N.one_minus_alpha_bar_from_omega(omega=omega).sqrt() * x_t
+
+        return raw
+
+    pvalues = []
+    for scale in (1.0, 1.1):
+        model.raw = optimal(scale)
+        x = model.sample(
+            2000, sampler=sampler, steps=100, generator=torch.Generator().manual_seed(3)
+        )
+        pvalues.append(stats.kstest(x[:, 0].double().numpy(), "norm").pvalue)
+    assert pvalues[0] > 1e-3 and pvalues[1] < 1e-3, pvalues
+
+
+def _np(v):
+    return v.detach().numpy()
+
+
+@pytest.mark.eq(58, 86, 110, 111, 113, 115, 133)
+@pytest.mark.parametrize(
+    "target,levels", [("eps", None), ("x0", None), ("v", None), ("score", None), ("eps", 17)]
+)
+def test_continuous_loss_is_the_reference_formula(target, levels, one_thread):
+    """forward() = prior + reconstruction + diffusion loss, recomputed by another route: omega'
+    by autograd, alpha_bar by the float64 reference, the diffusion term in its x_0 form
+    -SNR'(t) ||x_0 - x_0_hat||^2 / 2 (eq. (110)'s limit), the decoder by scipy; and the
+    diffusion term equals `continuous_diffusion_loss` on the same tensors."""
+    torch.manual_seed(0)
+    B, D = 16, 3
+    model = ContinuousDiffusionModel(
+        MLPDenoiser((D,), hidden=16), target=target, levels=levels, hidden=8
+    ).double()
+    gen = torch.Generator().manual_seed(1)
+    x_0 = torch.randn(B, D, generator=gen, dtype=torch.float64).clamp(-2, 2)
+    if levels:
+        x_0 = torch.round((x_0.clamp(-1, 1) + 1) * 8) / 8 - 1  # 17 levels on [-1, 1]
+    noise = model.draw_training_noise(B, gen)
+    t, eps = noise["t"], noise["eps"].view(B, D)
+    with torch.no_grad():
+        got = _np(model(x_0, t, eps))
+    # independent route
+    tt = t.clone().requires_grad_(True)
+    omega_t = model.noise(tt)
+    (domega,) = torch.autograd.grad(omega_t.sum(), tt)
+    w, dw = _np(omega_t)[:, None], _np(domega)[:, None]
+    ab = RN.alpha_bar_from_omega(omega=w)
+    xt = RV.q_sample(x_0=x_0.numpy(), alpha_bar_t=ab, eps=eps.numpy())
+    with torch.no_grad():
+        out = _np(model.raw(torch.from_numpy(xt), t))
+    conv = {
+        "x0": lambda: out,
+        "eps": lambda: RI.x_0_from_eps(x_t=xt, eps_hat=out, alpha_bar_t=ab),
+        "score": lambda: RI.x_0_from_score(x_t=xt, score_hat=out, alpha_bar_t=ab),
+        "v": lambda: RI.x_0_from_v(x_t=xt, v_hat=out, alpha_bar_t=ab),
+    }
+    x0_hat = conv[target]()
+    dsnr = -dw * RN.snr_from_omega(omega=w)  # SNR' = -omega' SNR
+    diffusion = (-0.5 * dsnr * (x0_hat - x_0.numpy()) ** 2).sum(1)
+    w0, w1 = float(model.noise.omega_min.detach()), float(model.noise.omega_max.detach())
+    prior = RV.prior_kl_term(x_0=x_0.numpy(), alpha_bar_t=RN.alpha_bar_from_omega(omega=w1))
+    ab0 = RN.alpha_bar_from_omega(omega=w0)
+    z_0 = RV.q_sample(x_0=x_0.numpy(), alpha_bar_t=ab0, eps=eps.numpy())
+    decoder = stats.norm(z_0 / np.sqrt(ab0), np.sqrt(np.exp(w0)))
+    if levels:
+        h = 1 / (levels - 1)
+        hi = np.where(x_0.numpy() > 1 - h / 2, 1.0, decoder.cdf(x_0.numpy() + h))
+        lo = np.where(x_0.numpy() < -1 + h / 2, 0.0, decoder.cdf(x_0.numpy() - h))
+        recon = -np.log(hi - lo).sum(1)
+    else:
+        recon = -decoder.logpdf(x_0.numpy()).sum(1)
+    np.testing.assert_allclose(got, prior.sum(1) + recon + diffusion, rtol=1e-8, atol=1e-9)
+    eps_hat = RI.eps_from_x_0(x_t=xt, x_0_hat=x0_hat, alpha_bar_t=ab)
+    with torch.no_grad():
+        ours = model._diffusion(x_0, t, eps, None)
+    ref = N.continuous_diffusion_loss(
+        eps=eps, eps_hat=torch.from_numpy(eps_hat), domega_dt=domega.detach()
+    )
+    np.testing.assert_allclose(_np(ours), _np(ref), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(_np(ref), diffusion, rtol=1e-8, atol=1e-10)
+
+
+def test_learned_checkpoint_round_trip_and_resume(tmp_path, one_thread):
+    """Reloaded twice: bit-identical network, schedule, bound and samples; resuming continues
+    the same trajectory as one straight run."""
+    common = {"data": "gaussian", "schedule": "learned", "batch_size": 32, "log_every": 10}
+    straight = _train(tmp_path / "a", steps=40, **common)
+    _train(tmp_path / "b", steps=20, **common)
+    resumed = trainer.train(
+        Config(steps=40, out=str(tmp_path / "b"), plot=False, **common),
+        resume=True,
+        progress=False,
+    )
+    a, b = checkpoint.load(straight), checkpoint.load(resumed)
+    assert any(k.startswith("noise.") for k in a["model"])
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    model_a, _, dataset = evaluate.load_model(straight)
+    model_b, _, _ = evaluate.load_model(straight)
+    x = torch.randn(8, 1, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 1, 8)
+    x_0 = dataset.x[:50]
+    with torch.no_grad():
+        assert torch.equal(model_a.raw(x, t), model_b.raw(x, t))
+        assert torch.equal(model_a.noise(t), model_b.noise(t))
+    for fn in (
+        lambda m, g: m.neg_elbo_bits_per_dim(x_0, generator=g),
+        lambda m, g: m.sample(20, steps=30, generator=g),
+        lambda m, g: m.sample(20, sampler="ddim", steps=30, generator=g),
+    ):
+        got_a = fn(model_a, torch.Generator().manual_seed(5))
+        assert torch.equal(got_a, fn(model_b, torch.Generator().manual_seed(5)))
+        assert bool(torch.isfinite(got_a).all())
+
+
+def test_learned_schedule_cli_sample_and_plots(tmp_path, one_thread):
+    """The learned model through the CLI with the training figures on (tiny run)."""
+    result = _udm(
+        "train", "--data", "mixture", "--schedule", "learned", "--steps", "4",
+        "--batch-size", "16", "--out", tmp_path, "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "elbo_terms.png").exists() and (tmp_path / "samples.png").exists()
+    result = _udm("sample", tmp_path / "model.pt", "--n", "16", "--steps", "20")
+    assert result.exit_code == 0, result.output
+    assert np.load(tmp_path / "samples" / "samples.npy").shape == (16, 2)
+    result = _udm("elbo", tmp_path / "model.pt", "--n", "50")
+    assert result.exit_code == 0 and "continuous time" in result.output
+
+
+@pytest.mark.eq(58, 86, 110, 111)
+@pytest.mark.statistical
+def test_learned_schedule_bound_of_the_optimal_denoiser_is_the_closed_form(one_thread):
+    """N(0, 1) data and the optimal eps prediction sqrt(1 - alpha_bar_t) x_t: the Monte Carlo
+    bound of `neg_elbo_bits_per_dim` (stratified t) matches prior + reconstruction in closed
+    form + the diffusion loss of `reference.noise_params.optimal_continuous_loss_gaussian`
+    within 4 standard errors. Training draws stratified t too: spacing exactly 1 / B."""
+    torch.manual_seed(0)
+    model = ContinuousDiffusionModel(MLPDenoiser((1,)), hidden=16).double()
+
+    def optimal(x_t, t, y=None):
+        omega = model.noise(t.to(x_t.dtype))[:, None]
+        return N.one_minus_alpha_bar_from_omega(omega=omega).sqrt() * x_t
+
+    model.raw = optimal
+    x = torch.randn(4000, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    nats = model.neg_elbo_bits_per_dim(x, generator=gen, t_samples=4) * math.log(2)
+    with torch.no_grad():
+        w0, w1 = float(model.noise.omega_min), float(model.noise.omega_max)
+    ab1 = float(RN.alpha_bar_from_omega(omega=w1))
+    prior = RV.prior_kl_term(x_0=x.numpy(), alpha_bar_t=ab1).mean()  # exact given the data
+    recon = 0.5 * (math.log(2 * math.pi) + w0 + 1.0)  # E[eps^2] = 1
+    diffusion = RN.optimal_continuous_loss_gaussian(omega_min=w0, omega_max=w1, data_var=1.0)
+    exact = prior + recon + float(diffusion)
+    se = float(nats.std() / math.sqrt(len(nats)))
+    assert abs(float(nats.mean()) - exact) <= 4 * se, (float(nats.mean()), exact, se)
+    t = model.draw_training_noise(64, torch.Generator().manual_seed(2))["t"].sort().values
+    torch.testing.assert_close(t.diff(), torch.full((63,), 1 / 64, dtype=torch.float64))
+    assert 0 <= float(t[0]) < 1 / 64

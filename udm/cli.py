@@ -311,7 +311,11 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float)
 @click.option("--T", "T", type=int, help="Number of diffusion steps.")
-@click.option("--schedule", type=click.Choice(["linear", "cosine", "scaled-linear"]))
+@click.option(
+    "--schedule",
+    type=click.Choice(["linear", "cosine", "scaled-linear", "learned"]),
+    help="learned: continuous-time VDM with a learned noise schedule (--T ignored).",
+)
 @click.option("--target", type=click.Choice(["x0", "eps", "score", "v"]))
 @click.option("--weighting", type=click.Choice(["simple", "elbo"]))
 @click.option("--width", type=int, help="Network width (default depends on the data).")
@@ -362,7 +366,7 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
         f"{report['data']}: -ELBO = {report['bits_per_dim']:.4f} "
         f"+- {report['stderr_bits_per_dim']:.4f} bits/dim "
         f"({report['nll_nats']:.4f} +- {report['stderr']:.4f} nats), "
-        f"n = {report['n']}, T = {report['T']}"
+        f"n = {report['n']}, T = {report['T'] or 'oo (continuous time, learned schedule)'}"
     )
     if "true_nll_nats" in report:
         click.echo(
@@ -377,7 +381,11 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
 @click.option(
     "--sampler", type=click.Choice(["ancestral", "ddim"]), default="ancestral", show_default=True
 )
-@click.option("--steps", type=int, help="DDIM steps (default min(T, 100)).")
+@click.option(
+    "--steps",
+    type=int,
+    help="DDIM steps (default min(T, 100)); learned schedule: grid steps (1000 / 100 DDIM).",
+)
 @click.option("--label", type=int, help="Class label (class-conditional models).")
 @click.option("--guidance-scale", type=float, help="Classifier-free guidance gamma, eq. (170).")
 @click.option("--seed", default=0, show_default=True)

@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SCHEDULES = ("linear", "cosine", "scaled-linear")
+SCHEDULES = ("linear", "cosine", "scaled-linear", "learned")  # learned: continuous-time VDM
 TARGETS = ("x0", "eps", "score", "v")
 WEIGHTINGS = ("simple", "elbo")
 DTYPES = ("float32", "float64")

@@ -51,6 +51,11 @@ class DiffusionModel(nn.Module):
 
     @classmethod
     def from_config(cls, config, dataset) -> DiffusionModel:
+        """The model for `config`: `ContinuousDiffusionModel` when config.schedule == 'learned'."""
+        if config.schedule == "learned":
+            from udm.model.continuous import ContinuousDiffusionModel
+
+            return ContinuousDiffusionModel.from_config(config, dataset)
         schedule = V.make_schedule(config.schedule, config.T)
         classes = dataset.num_classes if config.conditional else 0
         net = networks.for_data(dataset.shape, classes, config.width)
@@ -151,6 +156,13 @@ class DiffusionModel(nn.Module):
             eps=eps,
             levels=self.levels,
         )
+
+    @torch.no_grad()
+    def neg_elbo_bits_per_dim(self, x_0: torch.Tensor, y=None, *, generator=None) -> torch.Tensor:
+        """The full-T negative ELBO per sample in bits/dim, its noise eps [T, B, ...] drawn on
+        the CPU `generator` in x_0's dtype (reproducible on any device)."""
+        eps = torch.randn((self.T, *x_0.shape), generator=generator, dtype=x_0.dtype)
+        return self.nll_bits_per_dim_with_noise(x_0, eps.to(x_0.device), y)
 
     @torch.no_grad()
     def elbo_terms(self, x_0: torch.Tensor, y=None, generator=None):
