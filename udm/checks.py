@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 
 def _any(mask: Any) -> bool:
     return bool(mask.any()) if hasattr(mask, "any") else bool(mask)
@@ -32,10 +34,6 @@ def _is_numeric(value: Any) -> bool:
     )
 
 
-def _nan_mask(value: Any) -> Any:
-    return value != value  # NaN is the only value unequal to itself
-
-
 def finite(name: str, value: Any) -> Any:
     """Require a real number/array/tensor with no NaN or infinity."""
     if not _is_numeric(value):
@@ -46,9 +44,16 @@ def finite(name: str, value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
         return value
-    if _any(_nan_mask(value)) or _any(abs(value) == math.inf):
+    if not _all_finite(value):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return value
+
+
+def _all_finite(value: Any) -> bool:
+    """One pass over the data: torch tensors by their own isfinite, everything else by NumPy's."""
+    if hasattr(value, "isfinite"):  # torch.Tensor (stays on its device until the reduction)
+        return bool(value.isfinite().all())
+    return bool(np.isfinite(value).all())
 
 
 def positive(name: str, value: Any) -> Any:
