@@ -568,3 +568,19 @@ def test_digits_conditional_pipeline_runs_end_to_end(tmp_path, one_thread):
     )
     x = np.load(out["npy"])
     assert x.shape == (4, 1, 8, 8) and np.all(np.abs(x) <= 1)
+
+
+@pytest.mark.eq(170)
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_model_guidance_at_0_and_1_is_the_unconditional_and_conditional_prediction(gamma):
+    torch.manual_seed(0)
+    dataset = data.load("mixture", 64)
+    cfg = Config(data="mixture", T=20, conditional=True, dtype="float64").validate()
+    model = DiffusionModel.from_config(cfg, dataset).double()
+    x_t = torch.randn(8, 2, dtype=torch.float64)
+    t = torch.arange(1, 9) * 2
+    y = torch.arange(8) % 3
+    with torch.no_grad():
+        guided = model._guided_x_0(x_t, t, y, gamma)
+        plain = model.x_0_hat(x_t, t, y if gamma == 1.0 else None)
+    torch.testing.assert_close(guided, plain, rtol=1e-10, atol=1e-10)

@@ -24,13 +24,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import torch_impl.guidance as G
 import torch_impl.interpretations as I
 import torch_impl.noise_params as N
 import torch_impl.vdm as V
 from torch_impl._tensors import append_dims
 from udm.model import networks
-from udm.model.diffusion import SAMPLERS, _rep
+from udm.model.diffusion import SAMPLERS, _rep, cfg_x_0
 
 _TO_X0 = {"eps": I.x_0_from_eps, "score": I.x_0_from_score, "v": I.x_0_from_v}
 _TO_EPS = {"score": I.eps_from_score, "v": I.eps_from_v, "x0": I.eps_from_x_0}
@@ -194,10 +193,9 @@ class ContinuousDiffusionModel(nn.Module):
     def _guided_x_0(self, x_t, t, y, guidance_scale, omega):
         if y is None or guidance_scale is None:
             return self.x_0_hat(x_t, t, y, omega=omega)
-        score = I.score_from_eps(eps_hat=self.eps_hat(x_t, t, None, omega=omega), log_snr=-omega)
-        cond = I.score_from_eps(eps_hat=self.eps_hat(x_t, t, y, omega=omega), log_snr=-omega)
-        guided = G.cfg_score(score=score, score_cond=cond, guidance_scale=guidance_scale)
-        return I.x_0_from_score(x_t=x_t, score_hat=guided, log_snr=-omega)
+        eps_uncond = self.eps_hat(x_t, t, None, omega=omega)
+        eps_cond = self.eps_hat(x_t, t, y, omega=omega)
+        return cfg_x_0(x_t, eps_uncond, eps_cond, guidance_scale, log_snr=-omega)
 
     @torch.no_grad()
     def sample(

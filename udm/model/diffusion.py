@@ -180,11 +180,13 @@ class DiffusionModel(nn.Module):
     def _guided_x_0(self, x_t, t, y, guidance_scale):
         if y is None or guidance_scale is None:
             return self.x_0_hat(x_t, t, y)
-        ab = self._alpha_bar(t, x_t)
-        score = I.score_from_eps(eps_hat=self.eps_hat(x_t, t, None), alpha_bar_t=ab)
-        score_cond = I.score_from_eps(eps_hat=self.eps_hat(x_t, t, y), alpha_bar_t=ab)
-        guided = G.cfg_score(score=score, score_cond=score_cond, guidance_scale=guidance_scale)
-        return I.x_0_from_score(x_t=x_t, score_hat=guided, alpha_bar_t=ab)
+        return cfg_x_0(
+            x_t,
+            self.eps_hat(x_t, t, None),
+            self.eps_hat(x_t, t, y),
+            guidance_scale,
+            alpha_bar_t=self._alpha_bar(t, x_t),
+        )
 
     @torch.no_grad()
     def sample(
@@ -242,6 +244,15 @@ class DiffusionModel(nn.Module):
                 else:
                     x = x_0_hat
         return x
+
+
+def cfg_x_0(x_t, eps_uncond, eps_cond, guidance_scale, **noise_level) -> torch.Tensor:
+    """Classifier-free guidance (eq. (170)) on the scores of two eps predictions (eq. (151)),
+    returned as x_0_hat (eq. (133)). noise_level: alpha_bar_t=... or log_snr=..."""
+    score = I.score_from_eps(eps_hat=eps_uncond, **noise_level)
+    score_cond = I.score_from_eps(eps_hat=eps_cond, **noise_level)
+    guided = G.cfg_score(score=score, score_cond=score_cond, guidance_scale=guidance_scale)
+    return I.x_0_from_score(x_t=x_t, score_hat=guided, **noise_level)
 
 
 def _rep(y: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor | None:
