@@ -466,10 +466,12 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
 
 def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None = 256) -> torch.Tensor:
     """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
-    # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms)
-    weight = schedule.gather("x_0_loss_weight", t, x_0)
+    # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms).
+    # The weight is infinite at t = 1; it is zeroed *before* it multiplies anything, since
+    # where(mask, 0, inf * r) has a finite value but a NaN gradient (0 * inf in backward).
     is_recon = append_dims(t == 1, x_0)
-    kl = _sum_data(torch.where(is_recon, 0.0, weight * (x_0_hat - x_0) ** 2))
+    weight = torch.where(is_recon, 0.0, schedule.gather("x_0_loss_weight", t, x_0))
+    kl = _sum_data(weight * (x_0_hat - x_0) ** 2)
     # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, var_q(2))
     mean = schedule.p_mean(x_t=x_t, x_0_hat=x_0_hat, t=t)
     log_var = schedule.posterior_log_var(t, x_0)

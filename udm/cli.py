@@ -356,7 +356,9 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
     from udm.model import checkpoint, evaluate
 
     try:
-        report = evaluate.elbo_report(checkpoint_path, n=n, batch=batch, seed=seed, device=device)
+        report = evaluate.elbo_report(
+            checkpoint_path, n=n, batch=batch, seed=seed, device=device, show_progress=True
+        )
     except (ValueError, checkpoint.CheckpointError) as err:
         _fail(str(err))
     if as_json:
@@ -368,6 +370,8 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
         f"({report['nll_nats']:.4f} +- {report['stderr']:.4f} nats), "
         f"n = {report['n']}, T = {report['T'] or 'oo (continuous time, learned schedule)'}"
     )
+    if report["n"] < report["n_requested"]:
+        click.echo(f"n = {report['n']}: the whole held-out split (--n asked {report['n_requested']})")
     if "true_nll_nats" in report:
         click.echo(
             f"true NLL of the data: {report['true_nll_nats']:.4f} "
@@ -411,6 +415,7 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
             guidance_scale=guidance_scale,
             seed=seed,
             device=device,
+            show_progress=True,
         )
     except (ValueError, checkpoint.CheckpointError) as err:
         _fail(str(err))

@@ -12,12 +12,23 @@ TARGETS = ("x0", "eps", "score", "v")
 WEIGHTINGS = ("simple", "elbo")
 DTYPES = ("float32", "float64")
 # Settings that define the model: a checkpoint is only resumed/loaded with the same ones.
-MODEL_KEYS = ("data", "schedule", "T", "target", "weighting", "width", "conditional", "dtype")
+MODEL_KEYS = (
+    "data",
+    "data_sha256",
+    "schedule",
+    "T",
+    "target",
+    "weighting",
+    "width",
+    "conditional",
+    "dtype",
+)
 
 
 @dataclass
 class Config:
-    data: str = "gaussian"
+    data: str = "gaussian"  # a built-in name, or a user's file/folder (stored as absolute path)
+    data_sha256: str | None = None  # of a user's data, set by `udm train`; checked on load
     steps: int = 2000
     batch_size: int = 256
     lr: float = 2e-3

@@ -30,6 +30,7 @@ import torch_impl.vdm as V
 from torch_impl._tensors import append_dims
 from udm.model import networks
 from udm.model.diffusion import SAMPLERS, _rep, cfg_x_0
+from udm.model.progress import bar as progress_bar
 
 _TO_X0 = {"eps": I.x_0_from_eps, "score": I.x_0_from_score, "v": I.x_0_from_v}
 _TO_EPS = {"score": I.eps_from_score, "v": I.eps_from_v, "x0": I.eps_from_x_0}
@@ -112,12 +113,12 @@ class ContinuousDiffusionModel(nn.Module):
 
     # --- the bound's terms ----------------------------------------------------------------------
 
-    def _prior(self, x_0: torch.Tensor) -> torch.Tensor:
+    def prior_term(self, x_0: torch.Tensor) -> torch.Tensor:
         """KL(q(x_1 | x_0) || N(0, I)) per sample (eqs. (58), (86)), alpha_bar_1 from omega_max."""
         ab_1 = N.alpha_bar_from_omega(omega=self.noise.omega_max.to(x_0.dtype))
         return _sum_data(V.prior_kl_term(x_0=x_0, alpha_bar_t=ab_1))
 
-    def _reconstruction(self, x_0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    def reconstruction_term(self, x_0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """-log p(x_0 | z_0) per sample, z_0 = q_sample at omega_min (eqs. (58), (113))."""
         omega_0 = self.noise.omega_min.to(x_0.dtype).expand_as(x_0)
         z_0 = N.q_sample_from_omega(x_0=x_0, omega=omega_0, eps=eps)
@@ -154,7 +155,11 @@ class ContinuousDiffusionModel(nn.Module):
     ) -> torch.Tensor:
         """Per-sample negative ELBO estimate [B] in nats at one t per sample (t [B] in [0, 1]);
         eps serves both x_t and z_0 (each term stays unbiased)."""
-        return self._prior(x_0) + self._reconstruction(x_0, eps) + self._diffusion(x_0, t, eps, y)
+        return (
+            self.prior_term(x_0)
+            + self.reconstruction_term(x_0, eps)
+            + self._diffusion(x_0, t, eps, y)
+        )
 
     # --- evaluation -----------------------------------------------------------------------------
 
@@ -173,7 +178,9 @@ class ContinuousDiffusionModel(nn.Module):
         eps_rep = eps.reshape(K * B, *x_0.shape[1:])
         diffusion = self._diffusion(x_rep, t.reshape(-1).to(dev), eps_rep, _rep(y, eps_rep))
         nats = (
-            self._prior(x_0) + self._reconstruction(x_0, eps[0]) + diffusion.reshape(K, B).mean(0)
+            self.prior_term(x_0)
+            + self.reconstruction_term(x_0, eps[0])
+            + diffusion.reshape(K, B).mean(0)
         )
         return nats / (max(1, math.prod(x_0.shape[1:])) * math.log(2))
 
@@ -186,7 +193,7 @@ class ContinuousDiffusionModel(nn.Module):
         eps = torch.randn((grid * B, *x_0.shape[1:]), generator=generator, dtype=x_0.dtype)
         x_rep = x_0.expand(grid, *x_0.shape).reshape(grid * B, *x_0.shape[1:])
         terms = self._diffusion(x_rep, t.to(x_0.device), eps.to(x_0.device), _rep(y, t))
-        return terms.reshape(grid, B).T / grid, self._prior(x_0)
+        return terms.reshape(grid, B).T / grid, self.prior_term(x_0)
 
     # --- sampling -------------------------------------------------------------------------------
 
@@ -210,6 +217,7 @@ class ContinuousDiffusionModel(nn.Module):
         generator: torch.Generator | None = None,
         device=None,
         dtype=torch.float32,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Draw n samples on the grid t_i = i / steps. 'ancestral': z_s ~ q(z_s | z_t, x_0 =
         x_0_hat) (eqs. (84), (85), (94)) with alpha_bar from omega (eq. (113)) and alpha_t =
@@ -234,7 +242,7 @@ class ContinuousDiffusionModel(nn.Module):
         p = next(self.noise.parameters())
         omegas = self.noise(torch.linspace(0, 1, steps + 1, dtype=p.dtype, device=p.device))
         log_ab = F.logsigmoid(-omegas.double())  # log alpha_bar on the grid, float64
-        for i in range(steps, 0, -1):
+        for i in progress_bar(range(steps, 0, -1), enabled=progress, unit="step"):
             t = torch.full((n,), i / steps, device=x.device, dtype=x.dtype)
             omega = torch.full_like(x, float(omegas[i]))
             x_0_hat = self._guided_x_0(x, t, y, guidance_scale, omega)

@@ -6,6 +6,7 @@ for analytic data the exact log-density (so `udm elbo` can print the true NLL be
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,30 +94,73 @@ def _digits(n: int | None, rng: np.random.Generator, split: str) -> Dataset:
     )
 
 
-def _user_file(path: Path) -> Dataset:
+HELD_OUT_FRACTION = 0.1  # of a user's data, held out for `udm elbo` (at least one sample)
+
+
+def _read_user_data(path: Path) -> tuple[np.ndarray, int | None]:
+    """(array [N, ...] in [-1, 1]-ish scale, grey levels or None) of a .npy file / image folder."""
     if path.is_dir():
         from PIL import Image
 
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = _image_files(path)
         if not files:
             raise ValueError(f"data folder {path} holds no .png/.jpg images")
         arrays = [np.asarray(Image.open(f).convert("L"), dtype=np.float64) for f in files]
         if len({a.shape for a in arrays}) != 1:
             raise ValueError(f"images in {path} differ in size; resize them to one size first")
-        x = np.stack(arrays)[:, None] / 127.5 - 1.0
-        return Dataset(path.name, torch.from_numpy(x).float(), levels=256)
+        return np.stack(arrays)[:, None] / 127.5 - 1.0, 256
     if path.suffix != ".npy":
         raise ValueError(f"data file {path} must be a .npy array or a folder of images")
     x = np.load(path, allow_pickle=False)
     if x.dtype.kind not in "iuf" or x.ndim < 2:
         raise ValueError(f"{path}: need a numeric array of shape [N, ...], got {x.dtype} {x.shape}")
-    return Dataset(path.stem, torch.from_numpy(x.astype(np.float32)))
+    return x, None
+
+
+def _image_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+def _user_file(path: Path, split: str) -> Dataset:
+    """A user's data, split once and for all (fixed permutation) into train and held-out."""
+    x, levels = _read_user_data(path)
+    if len(x) < 2:
+        raise ValueError(f"{path}: need at least 2 samples (one is held out), got {len(x)}")
+    order = np.random.default_rng(0).permutation(len(x))
+    cut = len(x) - max(1, round(HELD_OUT_FRACTION * len(x)))
+    idx = order[:cut] if split == "train" else order[cut:]
+    name = path.name if path.is_dir() else path.stem
+    return Dataset(name, torch.from_numpy(x[np.sort(idx)].astype(np.float32)), levels=levels)
+
+
+def resolve(name: str) -> str:
+    """A built-in name unchanged; a user's file or folder as an absolute path, so that a
+    checkpoint finds its data from any working directory."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if name not in BUILTIN and path.exists() else name
+
+
+def fingerprint(name: str) -> str | None:
+    """sha256 of a user's data (a folder: of its image files' names and bytes); None for
+    built-in data, which is regenerated from its seed."""
+    if name in BUILTIN:
+        return None
+    path = Path(name)
+    files = _image_files(path) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def load(name: str, n: int | None = None, *, seed: int = 0, split: str = "train") -> Dataset:
     """A built-in dataset by name (`gaussian`, `mixture`, `moons`, `digits`) or a user's
     `.npy` file / image folder. Analytic sets draw `n` fresh samples (default 10 000);
-    `split` picks disjoint train/test draws (different seeds) or the digits hold-out set."""
+    `split` picks disjoint train/test draws (different seeds), the digits hold-out set, or
+    the held-out tenth of a user's data."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
@@ -125,7 +169,7 @@ def load(name: str, n: int | None = None, *, seed: int = 0, split: str = "train"
     elif name in BUILTIN:
         data = {"gaussian": _gaussian, "mixture": _mixture, "moons": _moons}[name](n or 10_000, rng)
     elif Path(name).exists():
-        data = _user_file(Path(name))
+        data = _user_file(Path(name), split)
     else:
         raise ValueError(
             f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} "

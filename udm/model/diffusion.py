@@ -16,6 +16,7 @@ import torch_impl.guidance as G
 import torch_impl.interpretations as I
 import torch_impl.vdm as V
 from udm.model import networks
+from udm.model.progress import bar as progress_bar
 
 _TO_X0 = {"eps": I.x_0_from_eps, "score": I.x_0_from_score, "v": I.x_0_from_v}
 _PRED_NAME = {"eps": "eps_hat", "score": "score_hat", "v": "v_hat"}
@@ -201,6 +202,7 @@ class DiffusionModel(nn.Module):
         generator: torch.Generator | None = None,
         device=None,
         dtype=torch.float32,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Draw n samples. 'ancestral': x_{t-1} ~ N(mu_theta(x_t, t), var_q(t)) (eqs. (84),
         (85), (94)) for t = T..1; 'ddim': the deterministic DDIM update (eta = 0) on `steps`
@@ -223,7 +225,7 @@ class DiffusionModel(nn.Module):
         if sampler == "ddim":
             k = steps or min(self.T, 100)
             times = sorted({round(v) for v in torch.linspace(1, self.T, k).tolist()}, reverse=True)
-        for i, t_val in enumerate(times):
+        for i, t_val in enumerate(progress_bar(times, enabled=progress, unit="step")):
             t = torch.full((n,), t_val, device=x.device, dtype=torch.long)
             x_0_hat = self._guided_x_0(x, t, y, guidance_scale)
             if clip:

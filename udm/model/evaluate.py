@@ -8,21 +8,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from udm.model import checkpoint, data
+from udm.model import checkpoint, data, progress
 from udm.model.config import Config
 from udm.model.diffusion import DiffusionModel
 from udm.model.train import resolve_device
 
 
-def load_model(path: str | Path, device: str = "cpu", use_ema: bool = True):
-    """(model, config, dataset test split) from a checkpoint; EMA weights by default."""
+def load_model(path: str | Path, device: str = "cpu", use_ema: bool = True, n: int = 2000):
+    """(model, config, held-out data) from a checkpoint; EMA weights by default.
+
+    Held-out data: n fresh draws of an analytic dataset, or the fixed held-out split of
+    digits / a user's data (its size, whatever n asks). A user's data must still be where
+    training found it, with the same content (sha256)."""
     saved = checkpoint.load(path, map_location=device)
     try:
         config = Config(**saved["config"]).validate()
     except (TypeError, ValueError) as err:
         raise checkpoint.CheckpointError(f"{path}: unusable configuration: {err}") from err
     dev, dtype = resolve_device(device), getattr(torch, config.dtype)
-    dataset = data.load(config.data, 2000, seed=config.seed, split="test")
+    _check_training_data(path, config)
+    dataset = data.load(config.data, n, seed=config.seed, split="test")
     model = DiffusionModel.from_config(config, dataset).to(device=dev, dtype=dtype)
     try:
         model.load_state_dict(saved["ema" if use_ema else "model"])
@@ -32,20 +37,43 @@ def load_model(path: str | Path, device: str = "cpu", use_ema: bool = True):
     return model, config, dataset
 
 
+def _check_training_data(path, config: Config) -> None:
+    if config.data in data.BUILTIN:
+        return
+    if not Path(config.data).exists():
+        raise checkpoint.CheckpointError(
+            f"{path} was trained on {config.data!r}, which is not there any more"
+            + ("" if Path(config.data).is_absolute() else " (a path relative to another folder)")
+        )
+    if config.data_sha256 and data.fingerprint(config.data) != config.data_sha256:
+        raise checkpoint.CheckpointError(
+            f"{config.data} changed since {path} was trained on it "
+            f"(sha256 then {config.data_sha256[:12]}..., now {data.fingerprint(config.data)[:12]}...)"
+        )
+
+
 def elbo_report(
-    path: str | Path, n: int = 1000, batch: int = 100, seed: int = 0, device: str = "cpu"
+    path: str | Path,
+    n: int = 1000,
+    batch: int = 100,
+    seed: int = 0,
+    device: str = "cpu",
+    show_progress: bool = False,
 ) -> dict:
     """Full-T negative ELBO on held-out data, bits/dim and nats, with its standard error
     (over samples: it covers the data and the Monte Carlo noise of x_t together)."""
-    model, config, dataset = load_model(path, device)
+    model, config, dataset = load_model(path, device, n=n)
     dev, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     x = dataset.x[:n].to(dev, dtype)
     y = dataset.y[:n].to(dev) if (dataset.y is not None and model.num_classes) else None
     gen = torch.Generator().manual_seed(seed)
     bits = []
-    for i in range(0, len(x), batch):
-        yb = y[i : i + batch] if y is not None else None
-        bits.append(model.neg_elbo_bits_per_dim(x[i : i + batch], yb, generator=gen).double().cpu())
+    with progress.bar(total=len(x), enabled=show_progress, unit="sample") as bar:
+        for i in range(0, len(x), batch):
+            yb = y[i : i + batch] if y is not None else None
+            xb = x[i : i + batch]
+            bits.append(model.neg_elbo_bits_per_dim(xb, yb, generator=gen).double().cpu())
+            bar.update(len(xb))
     bits = torch.cat(bits).numpy()
     dims = dataset.dims
     nats = bits * dims * math.log(2)
@@ -53,6 +81,7 @@ def elbo_report(
         "checkpoint": str(path),
         "data": config.data,
         "n": len(bits),
+        "n_requested": n,  # more than the held-out split holds: n is the whole split
         "T": model.T,  # None: continuous time (learned schedule)
         "bits_per_dim": float(bits.mean()),
         "nll_nats": float(nats.mean()),
@@ -79,6 +108,7 @@ def sample_to_files(
     guidance_scale: float | None = None,
     seed: int = 0,
     device: str = "cpu",
+    show_progress: bool = False,
 ) -> dict:
     """Draw n samples, write samples.npy and samples.png next to each other in `out`."""
     model, config, dataset = load_model(path, device)
@@ -96,6 +126,7 @@ def sample_to_files(
         generator=gen,
         device=dev,
         dtype=dtype,
+        progress=show_progress,
     )
     arr = x.double().cpu().numpy()
     out = Path(out)

@@ -55,17 +55,53 @@ def loss_figure(history: list[tuple[int, float]], path: Path) -> Path:
     return path
 
 
-def elbo_terms_figure(terms_per_t: np.ndarray, path: Path) -> Path:
-    """Mean per-t denoising-matching KL (nats per dimension) against t."""
-    fig = plt.figure(figsize=(6, 3.5))
-    t = np.arange(1, len(terms_per_t) + 1)
-    plt.plot(t, terms_per_t)
-    plt.yscale("log")
-    plt.xlabel("t")
-    plt.ylabel("KL term (nats / dim)")
+def elbo_terms_figure(
+    t: np.ndarray, per_t: np.ndarray, parts: dict[str, float], path: Path, *, continuous: bool
+) -> Path:
+    """Left: the bound's per-t terms (positive, log axis) against t. Right: the bound split
+    into its parts (eq. (58): reconstruction, denoising matching, prior matching), signed,
+    since the reconstruction term of continuous data is a log-density and may be negative."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
+    left.plot(t, per_t)
+    left.set_yscale("log")
+    left.set_xlabel("t" if not continuous else "t (continuous time, in [0, 1])")
+    left.set_ylabel(
+        "denoising KL L_t, t >= 2 (nats / dim)"
+        if not continuous
+        else "(1/2) d(-log SNR)/dt ||eps - eps_hat||^2\n(nats / dim)"
+    )
+    left.set_title("denoising-matching terms" if not continuous else "diffusion-loss integrand")
+    names, values = list(parts), list(parts.values())
+    bars = right.barh(names, values, color=["C0" if v >= 0 else "C3" for v in values])
+    right.bar_label(bars, fmt="%.3g", label_type="center")
+    right.margins(x=0.15)
+    right.axvline(0, color="k", lw=0.5)
+    right.invert_yaxis()
+    right.set_xlabel("nats / dim")
+    right.set_title(f"-ELBO = {sum(values):.4g} nats / dim")
+    fig.tight_layout()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _elbo_parts(model, x_0, y, dims: int, generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(t, per-t terms, parts) per dimension, averaged over the held-out batch x_0."""
+    import torch
+
+    terms, prior = model.elbo_terms(x_0, y, generator=generator)
+    terms = terms.double().mean(0).cpu().numpy() / dims
+    prior = float(prior.double().mean()) / dims
+    if model.T is None:  # continuous time: terms are integrand / grid at midpoints
+        grid = len(terms)
+        eps = torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype).to(x_0.device)
+        recon = float(model.reconstruction_term(x_0, eps).double().mean()) / dims
+        t = (np.arange(grid) + 0.5) / grid
+        parts = {"reconstruction": recon, "diffusion loss": terms.sum(), "prior KL": prior}
+        return t, terms * grid, parts
+    t = np.arange(2, len(terms) + 1)
+    parts = {"L_1 reconstruction": terms[0], "sum of L_t, t >= 2": terms[1:].sum()}
+    return t, terms[1:], {**parts, "prior KL": prior}
 
 
 def training_report(
@@ -78,8 +114,8 @@ def training_report(
     dtype,
     snapshots: list[tuple[int, np.ndarray]] | None = None,
 ) -> list[Path]:
-    """loss.png, elbo_terms.png (per-t terms of the EMA model on held-out data),
-    samples.png (EMA model) and, if given, samples_during_training.png."""
+    """loss.png, elbo_terms.png (the bound's terms for the EMA model on held-out data),
+    samples.png (EMA model, ancestral sampler) and, if given, samples_during_training.png."""
     import copy
 
     import torch
@@ -92,26 +128,35 @@ def training_report(
     held_out = dataset.x[:64].to(device=device, dtype=dtype)
     y = dataset.y[:64].to(device) if (dataset.y is not None and model.num_classes) else None
     gen = torch.Generator().manual_seed(0)
-    terms, _ = model_ema.elbo_terms(held_out, y, generator=gen)
+    with torch.no_grad():
+        t, per_t, parts = _elbo_parts(model_ema, held_out, y, dataset.dims, gen)
     paths.append(
-        elbo_terms_figure(
-            terms.mean(0).double().cpu().numpy() / dataset.dims, out / "elbo_terms.png"
-        )
+        elbo_terms_figure(t, per_t, parts, out / "elbo_terms.png", continuous=model.T is None)
     )
-    x = model_ema.sample(
-        256 if dataset.dims <= 2 else 64,
-        sampler="ddim",
-        steps=100,
-        clip=dataset.levels is not None,
-        generator=gen,
-        device=device,
-        dtype=dtype,
-    )
+    x = sample_preview(model_ema, dataset, device, dtype, n=256 if dataset.dims <= 2 else 64)
     ref = dataset.x.double().numpy() if dataset.dims <= 2 else None
-    paths.append(samples_figure(x.double().cpu().numpy(), out / "samples.png", "EMA samples", ref))
+    paths.append(samples_figure(x, out / "samples.png", "EMA samples (ancestral)", ref))
     if snapshots:
         paths.append(snapshots_figure(snapshots, out / "samples_during_training.png", ref))
     return paths
+
+
+def sample_preview(model, dataset, device, dtype, n: int) -> np.ndarray:
+    """Samples for a figure: the ancestral sampler (eqs. (84), (85)), whose fresh noise at
+    every step forgives a denoiser's error at the noisiest t; DDIM amplifies it there (see
+    README, "DDIM and the first step"). Fixed seed, so figures over training compare."""
+    import torch
+
+    with torch.no_grad():
+        x = model.sample(
+            n,
+            sampler="ancestral",
+            clip=dataset.levels is not None,
+            generator=torch.Generator().manual_seed(0),
+            device=device,
+            dtype=dtype,
+        )
+    return x.double().cpu().numpy()
 
 
 def snapshots_figure(

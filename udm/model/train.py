@@ -6,6 +6,7 @@ sliced by rank, so N processes compute exactly the loss of one process on the co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -49,6 +50,9 @@ def build(config: Config, dataset: data.Dataset, device, dtype) -> DiffusionMode
 def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     """Train per `config`; returns the path of the final checkpoint (out/model.pt)."""
     config.validate()
+    # a user's data is recorded by absolute path and content hash: `udm elbo` finds it from
+    # any folder and refuses data that changed since training
+    config = dataclasses.replace(config, data=data.resolve(config.data))
     device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
     rank, world = _init_distributed(device)
     if config.batch_size % world:
@@ -56,6 +60,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     out = Path(config.out)
     ckpt_path = out / "model.pt"
     dataset = data.load(config.data, config.n_train, seed=config.seed)
+    config.data_sha256 = data.fingerprint(config.data)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     model = build(config, dataset, device, dtype)
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -87,7 +92,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     bar = tqdm(
         total=config.steps,
         initial=step,
-        disable=not progress or rank != 0,
+        disable=None if (progress and rank == 0) else True,  # None: only on a terminal
         dynamic_ncols=True,
         unit="step",
     )
@@ -122,7 +127,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
             )
         bar.update(1)
         if config.plot and rank == 0 and step % snap_every == 0:
-            snapshots.append((step, _snapshot(model, dataset, device, dtype)))
+            snapshots.append((step, _snapshot(model, ema, dataset, device, dtype)))
     bar.close()
     if rank == 0:
         checkpoint.save(
@@ -144,19 +149,16 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     return ckpt_path
 
 
-@torch.no_grad()
-def _snapshot(model: DiffusionModel, dataset: data.Dataset, device, dtype):
-    """A few DDIM samples of the current weights, for the samples-over-training figure."""
-    was_training = model.training
-    model.eval()
-    x = model.sample(
-        200 if dataset.dims <= 2 else 16,
-        sampler="ddim",
-        steps=50,
-        clip=dataset.levels is not None,
-        generator=torch.Generator().manual_seed(0),
-        device=device,
-        dtype=dtype,
+def _snapshot(model: DiffusionModel, ema: checkpoint.EMA, dataset: data.Dataset, device, dtype):
+    """Samples of the moving-average weights (those a checkpoint is sampled with), for the
+    samples-over-training figure."""
+    import copy
+
+    from udm.model import plots
+
+    model_ema = copy.deepcopy(model)
+    model_ema.load_state_dict(ema.state_dict())
+    model_ema.eval()
+    return plots.sample_preview(
+        model_ema, dataset, device, dtype, n=200 if dataset.dims <= 2 else 16
     )
-    model.train(was_training)
-    return x.double().cpu().numpy()
