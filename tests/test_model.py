@@ -581,6 +581,6 @@ def test_model_guidance_at_0_and_1_is_the_unconditional_and_conditional_predicti
     t = torch.arange(1, 9) * 2
     y = torch.arange(8) % 3
     with torch.no_grad():
-        guided = model._guided_x_0(x_t, t, y, gamma)
+        guided = model.guided_x_0(x_t, t, y, gamma, model.log_snr(t, x_t))
         plain = model.x_0_hat(x_t, t, y if gamma == 1.0 else None)
     torch.testing.assert_close(guided, plain, rtol=1e-10, atol=1e-10)

@@ -18,7 +18,6 @@ import torch
 from udm.model import data
 from udm.model import train as trainer
 from udm.model.config import Config
-from udm.model.diffusion import DiffusionModel
 
 TARGETS = ("x0", "eps", "score", "v")
 WEIGHTINGS = ("simple", "elbo")
@@ -37,7 +36,7 @@ def _model(target: str, weighting: str, schedule: str = "linear", T: int = 10, *
         **kw,
     ).validate()
     torch.manual_seed(0)
-    return DiffusionModel.from_config(cfg, dataset).double(), dataset
+    return trainer.build(cfg, dataset).double(), dataset
 
 
 def _all_t_batch(model, dataset):
@@ -268,3 +267,76 @@ def test_elbo_figure_parts_name_the_bound_and_the_learned_time_axis(tmp_path, on
             t, per_t, parts, tmp_path / "e.png", continuous=schedule == "learned"
         )
         assert (tmp_path / "e.png").stat().st_size > 0
+
+
+class _SyncCounter:
+    """Counts the tensor-to-host reads that force a device synchronization (bool(), item(),
+    float(), int(), tolist(), numpy()): on the CPU there is no device to wait for, so this
+    CPU-side count stands in for torch.cuda.set_sync_debug_mode('error')."""
+
+    METHODS = ("__bool__", "item", "__float__", "__int__", "__index__", "tolist", "numpy")
+
+    def __enter__(self):
+        self.count, self.where = 0, []
+        self.saved = {m: getattr(torch.Tensor, m) for m in self.METHODS}
+        for name, method in self.saved.items():
+            setattr(torch.Tensor, name, self._counting(name, method))
+        return self
+
+    def _counting(self, name, method):
+        def wrapper(tensor, *args, **kwargs):
+            self.count += 1
+            self.where.append(name)
+            return method(tensor, *args, **kwargs)
+
+        return wrapper
+
+    def __exit__(self, *exc):
+        for name, method in self.saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "learned"])
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
+def test_sampling_steps_make_no_host_sync_with_checks_off(schedule, sampler, one_thread):
+    """With validate_args=False the sampling loop reads nothing back from the device: the
+    cost of a 5-step and of a 10-step run differ by zero host reads (set-up reads the grid);
+    with the checks on, every step does read (the counter sees them)."""
+    model, _ = _model("v", "simple", schedule=schedule, T=20, data="mixture")
+    counts = {}
+    for steps, validate in ((5, False), (10, False), (5, True), (10, True)):
+        with _SyncCounter() as counter:
+            model.sample(
+                4, sampler=sampler, steps=steps, validate_args=validate, dtype=torch.float64
+            )
+        counts[steps, validate] = counter.count
+    assert counts[10, False] == counts[5, False] <= 2, counts  # set-up reads the grid
+    assert counts[10, True] > counts[5, True], counts
+
+
+@pytest.mark.parametrize(
+    ("schedule", "weighting"), [("cosine", "elbo"), ("learned", "elbo"), ("linear", "simple")]
+)
+def test_training_step_makes_no_host_sync_with_checks_off(schedule, weighting, one_thread):
+    """Forward, backward, a fused Adam step and the EMA update read nothing back from the
+    device with the checks off (the ELBO loss does read with them on: the counter is live)."""
+    from udm import checks
+    from udm.model.checkpoint import EMA
+
+    model, dataset = _model("eps", weighting, schedule=schedule, T=20, data="mixture")
+    optim = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    ema = EMA(model, 0.9)
+    noise = model.draw_training_noise(16, torch.Generator().manual_seed(0))
+    x_0 = dataset.x[:16].double()
+    counts = {}
+    for validate in (False, True):
+        with checks.validate_args(validate), _SyncCounter() as counter:
+            loss = model(x_0, noise["t"], noise["eps"].view_as(x_0)).mean()
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            ema.update(model)
+        counts[validate] = (counter.count, counter.where)
+    assert counts[False][0] == 0, counts[False]
+    if weighting == "elbo":  # its entry point validates t and x_0 (the simple loss has none)
+        assert counts[True][0] > 0

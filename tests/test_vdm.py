@@ -1202,3 +1202,30 @@ def test_continuous_decoder_is_the_gaussian_log_density():
     np.testing.assert_allclose(got.numpy(), want, **tol.F64)
     with pytest.raises(ValueError, match="levels must be an int >= 2"):
         tim.discretized_gaussian_log_likelihood(x_0=x / 3, mean=0.0, log_var=0.0, levels=1)
+
+
+@pytest.mark.eq(84, 85)
+@given(alphas=schedules(min_T=2, max_T=400), data=st.data())
+def test_posterior_coefficients_between_any_two_levels_match_the_reference(alphas, data):
+    """q(x_s | x_t, x_0) between any two levels s < t of a schedule (a respaced chain, or
+    one step) equals the reference's mu_q and var_q of eqs. (84), (85) with alpha_t replaced
+    by alpha_bar_t / alpha_bar_s, computed in float64 from the products (an independent
+    route: no log space). alpha_bar_s = 1 (s = 0) gives x_0 exactly and variance 0."""
+    r = ref.schedule_from_alphas(alphas)
+    ab = np.concatenate([[1.0], r.alpha_bar_t])  # index = t, alpha_bar_0 = 1
+    t = data.draw(st.integers(1, r.T), label="t")
+    s = data.draw(st.integers(0, t - 1), label="s")
+    got = tim.posterior_coefficients(
+        log_alpha_bar_t=torch.tensor(np.log(ab[t])),
+        log_alpha_bar_prev=torch.tensor(np.log(ab[s])),
+    )
+    x_t, x_0 = 0.7, -1.3
+    coef = {"alpha_t": ab[t] / ab[s], "alpha_bar_t": ab[t], "alpha_bar_prev": ab[s]}
+    mean = float(got["coef_x_t"]) * x_t + float(got["coef_x_0"]) * x_0
+    # the ratio of products and log-space differences agree to ~1e-11 relative (cancellation
+    # in log alpha_bar_t - log alpha_bar_s when the two levels are close)
+    assert mean == pytest.approx(float(ref.mu_q(x_t=x_t, x_0=x_0, **coef)), rel=1e-9, abs=1e-12)
+    if s == 0:
+        assert float(got["var_q"]) == 0.0 and float(got["coef_x_0"]) == 1.0
+    else:
+        assert float(got["var_q"]) == pytest.approx(float(ref.var_q(**coef)), rel=1e-9)

@@ -80,12 +80,47 @@ def _log1mexp(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
+@register(84, 85)
+def posterior_coefficients(
+    *, log_alpha_bar_t, log_alpha_bar_prev, log_alpha_t=None
+) -> dict[str, torch.Tensor]:
+    r"""q(x_s | x_t, x_0) = N(coef_x_t x_t + coef_x_0 x_0, var_q) between two noise levels
+    s < t given by log alpha_bar, eqs. (84), (85).
+
+    One step (alpha_bar_prev = alpha_bar_{t-1}) gives the paper's mu_q and sigma_q^2(t);
+    any two levels of a coarser grid give the posterior of a respaced chain, with
+    alpha_t replaced by alpha_bar_t / alpha_bar_s (the forward step from s to t is
+    N(sqrt(alpha_bar_t / alpha_bar_s) x_s, (1 - alpha_bar_t / alpha_bar_s) I)). In log space:
+    1 - alpha = -expm1(log alpha), no cancellation when a level is near 1. alpha_bar_prev = 1
+    (log 0) is allowed: then coef_x_0 = 1 and var_q = 0. Returns coef_x_t, coef_x_0, var_q.
+    log_alpha_t: the step's own log alpha_t where known (a schedule's log1p(-beta_t)); the
+    difference of two cumulative sums loses up to 1e-11 relative of a small beta_t.
+    """
+    lab = tensor_arg("log_alpha_bar_t", log_alpha_bar_t)
+    lab_prev = tensor_arg("log_alpha_bar_prev", log_alpha_bar_prev, like=lab)
+    check_broadcast(log_alpha_bar_t=lab, log_alpha_bar_prev=lab_prev)
+    if checks.validate_args_enabled() and bool(((lab >= lab_prev) | (lab_prev > 0)).any()):
+        raise ValueError("need log_alpha_bar_t < log_alpha_bar_prev <= 0 (a noisier level t)")
+    log_alpha = lab - lab_prev if log_alpha_t is None else tensor_arg("log_alpha_t", log_alpha_t)
+    one_minus_alpha = -torch.expm1(log_alpha)
+    om_ab = -torch.expm1(lab)
+    om_ab_prev = -torch.expm1(lab_prev) + 0.0  # + 0.0: 0, not -0.0, at alpha_bar_prev = 1
+    return {
+        "coef_x_t": torch.exp(0.5 * log_alpha) * om_ab_prev / om_ab,
+        "coef_x_0": torch.exp(0.5 * lab_prev) * one_minus_alpha / om_ab,
+        "var_q": one_minus_alpha * om_ab_prev / om_ab,
+    }
+
+
 def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
     """All per-t coefficients in float64 from beta_t (float64, 1-D), in log space."""
     log_ab = torch.cumsum(torch.log1p(-beta), 0)  # log alpha_bar_t, eq. (70)
     log_ab_prev = torch.cat([log_ab.new_zeros(1), log_ab[:-1]])  # alpha_bar_0 = 1
     om_ab = -torch.expm1(log_ab)  # 1 - alpha_bar_t without cancellation
     om_ab_prev = -torch.expm1(log_ab_prev) + 0.0  # 0 at t = 1 (+ 0.0: not -0.0)
+    posterior = posterior_coefficients(
+        log_alpha_bar_t=log_ab, log_alpha_bar_prev=log_ab_prev, log_alpha_t=torch.log1p(-beta)
+    )
     log_var_q = torch.log(beta) + torch.log(om_ab_prev) - torch.log(om_ab)
     # sigma_q^2(1) = 0 (alpha_bar_0 = 1), whose log is -inf: clip to log sigma_q^2(2) as
     # DDPM's posterior_log_variance_clipped does; t = 1 uses it only as the decoder's scale.
@@ -97,15 +132,15 @@ def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
         "alpha_t": 1 - beta,
         "alpha_bar_t": torch.exp(log_ab),
         "alpha_bar_prev": ab_prev,
-        "var_q": beta * om_ab_prev / om_ab,  # eq. (85)
+        "var_q": posterior["var_q"],  # eq. (85)
         "log_var_q": log_var_q,
         "snr": torch.exp(log_snr),
         "log_snr": log_snr,
         # eq. (99) with sigma_q^2 inserted: (SNR(t-1) - SNR(t)) / 2; inf at t = 1
         "x_0_loss_weight": ab_prev * beta / (2 * om_ab_prev * om_ab),
         # eq. (84): mu_q = coef_x_t x_t + coef_x_0 x_0
-        "mu_q_coef_x_t": torch.sqrt(1 - beta) * om_ab_prev / om_ab,
-        "mu_q_coef_x_0": torch.sqrt(ab_prev) * beta / om_ab,
+        "mu_q_coef_x_t": posterior["coef_x_t"],
+        "mu_q_coef_x_0": posterior["coef_x_0"],
         "sqrt_alpha_bar_t": torch.exp(0.5 * log_ab),
         "sqrt_one_minus_alpha_bar_t": torch.sqrt(om_ab),
         # eqs. (130), (148) with sigma_q^2 inserted, rounded once from float64 (formed from
@@ -441,7 +476,7 @@ def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int = 256
         return _gaussian_log_density(x_0, mean, log_var)
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"levels must be an int >= 2 or None, got {levels!r}")
-    if bool((x_0.abs() > 1).any()):
+    if checks.validate_args_enabled() and bool((x_0.abs() > 1).any()):
         raise ValueError("x_0 must lie in [-1, 1] (discrete data scaled to [-1, 1])")
     return _discretized(x_0, mean, log_var, levels)
 

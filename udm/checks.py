@@ -7,11 +7,41 @@ constructors); they raise `ValueError`/`TypeError` naming the argument and the v
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+
+# Value checks (NaN, ranges) read the data: on a GPU each one waits for the device. Like
+# torch.distributions' validate_args they are on by default and can be switched off, globally
+# or for a block of code, where the inputs are known to be valid (a sampling loop, a training
+# step). Type and shape checks need no data and always run.
+_validate = True
+
+
+def set_validate_args(value: bool) -> None:
+    """Switch the value checks of every layer on (default) or off, for the whole process."""
+    global _validate
+    if not isinstance(value, bool):
+        raise TypeError(f"validate_args must be True or False, got {value!r}")
+    _validate = value
+
+
+def validate_args_enabled() -> bool:
+    return _validate
+
+
+@contextlib.contextmanager
+def validate_args(value: bool) -> Iterator[None]:
+    """`with validate_args(False): ...` runs the block without value checks."""
+    previous = _validate
+    set_validate_args(value)
+    try:
+        yield
+    finally:
+        set_validate_args(previous)
 
 
 def _any(mask: Any) -> bool:
@@ -44,7 +74,7 @@ def finite(name: str, value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
         return value
-    if not _all_finite(value):
+    if _validate and not _all_finite(value):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
     return value
 
@@ -59,7 +89,7 @@ def _all_finite(value: Any) -> bool:
 def positive(name: str, value: Any) -> Any:
     """Require value > 0 everywhere (variances, step sizes, noise scales)."""
     finite(name, value)
-    if _any(value <= 0):
+    if _validate and _any(value <= 0):
         raise ValueError(f"{name} must be > 0 everywhere")
     return value
 
@@ -67,6 +97,8 @@ def positive(name: str, value: Any) -> Any:
 def in_unit_interval(name: str, value: Any, *, closed_right: bool = True) -> Any:
     """Require 0 < value <= 1 (or 0 < value < 1 with closed_right=False)."""
     finite(name, value)
+    if not _validate:
+        return value
     upper_bad = value > 1 if closed_right else value >= 1
     if _any(value <= 0) or _any(upper_bad):
         bracket = "]" if closed_right else ")"
@@ -113,6 +145,6 @@ def timestep(name: str, t: Any, T: int) -> Any:
         not isinstance(t, int) and "int" not in str(getattr(t, "dtype", ""))
     ):
         raise TypeError(f"{name} must be an integer time step (1..T), got {type(t).__name__}")
-    if _any(t < 1) or _any(t > T):
+    if _validate and (_any(t < 1) or _any(t > T)):
         raise ValueError(f"{name} must satisfy 1 <= {name} <= T = {T}")
     return t

@@ -371,7 +371,9 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
         f"n = {report['n']}, T = {report['T'] or 'oo (continuous time, learned schedule)'}"
     )
     if report["n"] < report["n_requested"]:
-        click.echo(f"n = {report['n']}: the whole held-out split (--n asked {report['n_requested']})")
+        click.echo(
+            f"n = {report['n']}: the whole held-out split (--n asked {report['n_requested']})"
+        )
     if "true_nll_nats" in report:
         click.echo(
             f"true NLL of the data: {report['true_nll_nats']:.4f} "

@@ -29,12 +29,8 @@ import torch_impl.noise_params as N
 import torch_impl.vdm as V
 from torch_impl._tensors import append_dims
 from udm.model import networks
-from udm.model.diffusion import SAMPLERS, _rep, cfg_x_0
-from udm.model.progress import bar as progress_bar
+from udm.model.base import DenoisingModel, repeat_labels
 
-_TO_X0 = {"eps": I.x_0_from_eps, "score": I.x_0_from_score, "v": I.x_0_from_v}
-_TO_EPS = {"score": I.eps_from_score, "v": I.eps_from_v, "x0": I.eps_from_x_0}
-_PRED_NAME = {"eps": "eps_hat", "score": "score_hat", "v": "v_hat", "x0": "x_0_hat"}
 OMEGA_MIN, OMEGA_MAX = -13.3, 5.0  # VDM's initial endpoints (SNR from e^13.3 down to e^-5)
 ELBO_T_SAMPLES = 16  # t values per sample in the evaluated bound (stratified)
 
@@ -43,7 +39,7 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).sum(1)
 
 
-class ContinuousDiffusionModel(nn.Module):
+class ContinuousDiffusionModel(DenoisingModel):
     """Denoiser `network(x_t, t, y)` (t in [0, 1]) predicting `target`, plus a learned schedule.
 
     `levels`: grey levels of discrete data (None: continuous). Loss weighting is always the
@@ -63,12 +59,8 @@ class ContinuousDiffusionModel(nn.Module):
         omega_max: float = OMEGA_MAX,
         hidden: int = 1024,
     ):
-        super().__init__()
-        if target not in _PRED_NAME:
-            raise ValueError(f"target must be x0, eps, score or v, got {target!r}")
-        self.network = network
+        super().__init__(network, target=target, levels=levels, num_classes=num_classes)
         self.noise = N.LearnedNoiseSchedule(omega_min, omega_max, hidden)
-        self.target, self.levels, self.num_classes = target, levels, num_classes
 
     @classmethod
     def from_config(cls, config, dataset) -> ContinuousDiffusionModel:
@@ -76,7 +68,7 @@ class ContinuousDiffusionModel(nn.Module):
         net = networks.for_data(dataset.shape, classes, config.width)
         return cls(net, target=config.target, levels=dataset.levels, num_classes=classes)
 
-    # --- schedule and predictions -----------------------------------------------------------
+    # --- noise levels ---------------------------------------------------------------------------
 
     def _t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return t.to(device=x.device, dtype=x.dtype)
@@ -85,31 +77,24 @@ class ContinuousDiffusionModel(nn.Module):
         """omega(t) = -log SNR(t) as [B, 1, ...] against x (eq. (111))."""
         return append_dims(self.noise(self._t(t, x)), x)
 
-    def raw(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
-        """The network's output at continuous times t ([B], in [0, 1])."""
-        return self.network(x_t, self._t(t, x_t), y)
+    def log_snr(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -self.omega(t, x)
 
-    def x_0_hat(self, x_t, t, y=None, out=None, omega=None) -> torch.Tensor:
-        """x_0 prediction converted from the target (eqs. (115), (133), v form), log_snr = -omega."""
-        out = self.raw(x_t, t, y) if out is None else out
-        if self.target == "x0":
-            return out
-        omega = self.omega(t, x_t) if omega is None else omega
-        return _TO_X0[self.target](x_t=x_t, **{_PRED_NAME[self.target]: out}, log_snr=-omega)
+    def network_time(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self._t(t, x)
 
-    def eps_hat(self, x_t, t, y=None, out=None, omega=None) -> torch.Tensor:
-        out = self.raw(x_t, t, y) if out is None else out
-        if self.target == "eps":
-            return out
-        omega = self.omega(t, x_t) if omega is None else omega
-        conv = _TO_EPS[self.target]
-        if self.target == "score":
-            return conv(score_hat=out, log_snr=-omega)
-        return conv(x_t=x_t, **{_PRED_NAME[self.target]: out}, log_snr=-omega)
+    def sampling_grid(self, sampler: str, steps: int | None):
+        """The grid t_i = i / steps, i = steps..1 (default 1000 ancestral, 100 DDIM), moving
+        down to t = 0, whose level alpha_bar_0 = sigmoid(-omega_min) < 1 (see `finish`)."""
+        steps = steps or (1000 if sampler == "ancestral" else 100)
+        p = next(self.noise.parameters())
+        grid = torch.linspace(0, 1, steps + 1, dtype=p.dtype, device=p.device)
+        log_ab = F.logsigmoid(-self.noise(grid).double())  # log alpha_bar, eq. (113)
+        return grid[1:].flip(0), log_ab.flip(0)
 
-    def score_hat(self, x_t, t, y=None) -> torch.Tensor:
-        omega = self.omega(t, x_t)
-        return I.score_from_eps(eps_hat=self.eps_hat(x_t, t, y, omega=omega), log_snr=-omega)
+    def finish(self, x: torch.Tensor, final_log_alpha_bar: torch.Tensor) -> torch.Tensor:
+        """The decoder mean z_0 / sqrt(alpha_bar_0)."""
+        return x * torch.exp(-0.5 * final_log_alpha_bar).to(x.dtype)
 
     # --- the bound's terms ----------------------------------------------------------------------
 
@@ -133,7 +118,7 @@ class ContinuousDiffusionModel(nn.Module):
         omega, domega = self.noise.omega_and_derivative(self._t(t, x_0))
         omega_x = append_dims(omega, x_0)
         x_t = N.q_sample_from_omega(x_0=x_0, omega=omega_x, eps=eps)
-        eps_hat = self.eps_hat(x_t, t, y, omega=omega_x)
+        eps_hat = self.eps_hat(x_t, t, y, log_snr=-omega_x)
         return N.continuous_diffusion_loss(eps=eps, eps_hat=eps_hat, domega_dt=domega)
 
     # --- training -------------------------------------------------------------------------------
@@ -176,7 +161,9 @@ class ContinuousDiffusionModel(nn.Module):
         eps = torch.randn((K, *x_0.shape), generator=generator, dtype=dtype).to(dev)
         x_rep = x_0.expand(K, *x_0.shape).reshape(K * B, *x_0.shape[1:])
         eps_rep = eps.reshape(K * B, *x_0.shape[1:])
-        diffusion = self._diffusion(x_rep, t.reshape(-1).to(dev), eps_rep, _rep(y, eps_rep))
+        diffusion = self._diffusion(
+            x_rep, t.reshape(-1).to(dev), eps_rep, repeat_labels(y, eps_rep)
+        )
         nats = (
             self.prior_term(x_0)
             + self.reconstruction_term(x_0, eps[0])
@@ -192,74 +179,5 @@ class ContinuousDiffusionModel(nn.Module):
         t = ((torch.arange(grid, dtype=torch.float64) + 0.5) / grid).repeat_interleave(B)
         eps = torch.randn((grid * B, *x_0.shape[1:]), generator=generator, dtype=x_0.dtype)
         x_rep = x_0.expand(grid, *x_0.shape).reshape(grid * B, *x_0.shape[1:])
-        terms = self._diffusion(x_rep, t.to(x_0.device), eps.to(x_0.device), _rep(y, t))
+        terms = self._diffusion(x_rep, t.to(x_0.device), eps.to(x_0.device), repeat_labels(y, t))
         return terms.reshape(grid, B).T / grid, self.prior_term(x_0)
-
-    # --- sampling -------------------------------------------------------------------------------
-
-    def _guided_x_0(self, x_t, t, y, guidance_scale, omega):
-        if y is None or guidance_scale is None:
-            return self.x_0_hat(x_t, t, y, omega=omega)
-        eps_uncond = self.eps_hat(x_t, t, None, omega=omega)
-        eps_cond = self.eps_hat(x_t, t, y, omega=omega)
-        return cfg_x_0(x_t, eps_uncond, eps_cond, guidance_scale, log_snr=-omega)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        sampler: str = "ancestral",
-        steps: int | None = None,
-        y: torch.Tensor | None = None,
-        guidance_scale: float | None = None,
-        clip: bool = False,
-        generator: torch.Generator | None = None,
-        device=None,
-        dtype=torch.float32,
-        progress: bool = False,
-    ) -> torch.Tensor:
-        """Draw n samples on the grid t_i = i / steps. 'ancestral': z_s ~ q(z_s | z_t, x_0 =
-        x_0_hat) (eqs. (84), (85), (94)) with alpha_bar from omega (eq. (113)) and alpha_t =
-        alpha_bar_t / alpha_bar_s between consecutive grid times; 'ddim': the deterministic
-        DDIM update (eta = 0). The last step returns the decoder mean z_0 / sqrt(alpha_bar_0).
-        Default steps: 1000 (ancestral), 100 (ddim)."""
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-        if guidance_scale is not None and (y is None or not self.num_classes):
-            raise ValueError("guidance_scale needs labels y and a class-conditional model")
-        steps = steps or (1000 if sampler == "ancestral" else 100)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-        shape = (n, *self.network.shape)
-
-        def noise():  # drawn on the CPU generator, then moved: reproducible on any device
-            return torch.randn(shape, generator=generator, dtype=dtype).to(device)
-
-        x = noise()
-        if y is not None:
-            y = torch.as_tensor(y, device=x.device).expand(n)
-        p = next(self.noise.parameters())
-        omegas = self.noise(torch.linspace(0, 1, steps + 1, dtype=p.dtype, device=p.device))
-        log_ab = F.logsigmoid(-omegas.double())  # log alpha_bar on the grid, float64
-        for i in progress_bar(range(steps, 0, -1), enabled=progress, unit="step"):
-            t = torch.full((n,), i / steps, device=x.device, dtype=x.dtype)
-            omega = torch.full_like(x, float(omegas[i]))
-            x_0_hat = self._guided_x_0(x, t, y, guidance_scale, omega)
-            if clip:
-                x_0_hat = x_0_hat.clamp(-1, 1)
-            ab_t, ab_s = log_ab[i].exp(), log_ab[i - 1].exp()
-            if sampler == "ancestral":
-                coef = {
-                    "alpha_t": (log_ab[i] - log_ab[i - 1]).exp(),
-                    "alpha_bar_t": ab_t,
-                    "alpha_bar_prev": ab_s,
-                }
-                coef = {k: v.to(x.dtype) for k, v in coef.items()}
-                mean = V.mu_theta(x_t=x, x_0_hat=x_0_hat, **coef)
-                x = mean + V.var_q(**coef).sqrt() * noise()
-            else:
-                eps_hat = I.eps_from_x_0(x_t=x, x_0_hat=x_0_hat, log_snr=-omega)
-                x = ab_s.sqrt().to(x.dtype) * x_0_hat + (1 - ab_s).sqrt().to(x.dtype) * eps_hat
-        # decoder mean: z_0 / sqrt(alpha_bar_0)
-        return (x * (-0.5 * log_ab[0]).exp().to(x.dtype)).to(dtype)

@@ -10,8 +10,7 @@ import torch
 
 from udm.model import checkpoint, data, progress
 from udm.model.config import Config
-from udm.model.diffusion import DiffusionModel
-from udm.model.train import resolve_device
+from udm.model.train import build, resolve_device
 
 
 def load_model(path: str | Path, device: str = "cpu", use_ema: bool = True, n: int = 2000):
@@ -28,7 +27,7 @@ def load_model(path: str | Path, device: str = "cpu", use_ema: bool = True, n: i
     dev, dtype = resolve_device(device), getattr(torch, config.dtype)
     _check_training_data(path, config)
     dataset = data.load(config.data, n, seed=config.seed, split="test")
-    model = DiffusionModel.from_config(config, dataset).to(device=dev, dtype=dtype)
+    model = build(config, dataset, dev, dtype)
     try:
         model.load_state_dict(saved["ema" if use_ema else "model"])
     except RuntimeError as err:

@@ -16,7 +16,9 @@ import torch
 from tqdm import tqdm
 
 from udm.model import checkpoint, data
+from udm.model.base import DenoisingModel
 from udm.model.config import Config
+from udm.model.continuous import ContinuousDiffusionModel
 from udm.model.diffusion import DiffusionModel
 
 
@@ -43,8 +45,10 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build(config: Config, dataset: data.Dataset, device, dtype) -> DiffusionModel:
-    return DiffusionModel.from_config(config, dataset).to(device=device, dtype=dtype)
+def build(config: Config, dataset: data.Dataset, device=None, dtype=None) -> DenoisingModel:
+    """The model of `config`: discrete time, or continuous time for the learned schedule."""
+    kind = ContinuousDiffusionModel if config.schedule == "learned" else DiffusionModel
+    return kind.from_config(config, dataset).to(device=device, dtype=dtype)
 
 
 def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
@@ -149,7 +153,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     return ckpt_path
 
 
-def _snapshot(model: DiffusionModel, ema: checkpoint.EMA, dataset: data.Dataset, device, dtype):
+def _snapshot(model: DenoisingModel, ema: checkpoint.EMA, dataset: data.Dataset, device, dtype):
     """Samples of the moving-average weights (those a checkpoint is sampled with), for the
     samples-over-training figure."""
     import copy
