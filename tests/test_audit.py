@@ -505,3 +505,46 @@ def test_trained_betas_and_expect_on_a_config(tmp_path):
     result = run("scheduler", cfg, "--json", "--no-step", "--expect", "cosine")
     assert result.exit_code == 1
     assert any("you expected cosine" in f["message"] for f in json.loads(result.output)["findings"])
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # diffusers'
+def test_a_k_diffusion_scheduler_is_audited_by_its_tables_and_grid():
+    """EulerDiscreteScheduler adds sigma_t eps to an unscaled x_0: named, not a formula bug."""
+    sch = diffusers.EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012
+    )
+    r = S.scheduler(sch, steps=20)
+    assert [c.name for c in r.coefficients if c.classification == "formula"] == []
+    text = " ".join(f.message for f in r.findings)
+    assert "variance-exploding form" in text
+    assert "step() of EulerDiscreteScheduler is not audited" in text
+
+
+def test_elbo_bad_input_exits_2_with_one_line(tmp_path):
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "lin.pt")
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.uint8))
+    np.save(tmp_path / "bad.npy", np.full((1, 1, 8, 8), 0.3))  # not on the 8-bit grid
+    sch = tmp_path / "s"
+    diffusers.DDPMScheduler(num_train_timesteps=4).save_config(sch)
+    lin = [
+        "--module",
+        "torch.nn:Linear",
+        "--module-kwargs",
+        '{"in_features": 2, "out_features": 1}',
+    ]
+    x = ["--images", tmp_path / "x.npy"]
+    for args, needle in (
+        ([tmp_path / "lin.pt", *x, "--scheduler", sch], "name its network with --module"),
+        ([tmp_path / "lin.pt", *x, *lin], "--scheduler is required"),
+        ([tmp_path / "nope", *x], "no such file"),
+        ([tmp_path / "lin.pt", *x, "--module", "torch.nn:Conv2d"], "--module torch.nn:Conv2d"),
+        (
+            [tmp_path / "lin.pt", *lin, "--images", tmp_path / "bad.npy", "--scheduler", sch],
+            "8-bit",
+        ),
+        ([tmp_path / "lin.pt", *x, "--module-kwargs", "[1]"], "--module-kwargs must be a JSON"),
+    ):
+        result = run("elbo", *args)
+        assert result.exit_code == 2, result.output
+        assert needle in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1

@@ -56,7 +56,7 @@ class AuditInputError(ValueError):
 
 @dataclass
 class Finding:
-    kind: str  # rounding | precision | formula | indexing | convention | grid | step | info
+    kind: str  # precision | formula | indexing | convention | grid | step | schedule | info
     message: str
     severity: str = "warn"  # fail | warn | info
 
@@ -212,10 +212,48 @@ def _fresh(sch):
     return c
 
 
-def diffusers_tables(sch) -> tuple[dict[str, np.ndarray], str]:
+def _add_noise_scales(sch, ab, idx, notes: list | None):
+    """(sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t)) as the scheduler's `add_noise` applies
+    them, or None when its add_noise leaves x_0 unscaled (k-diffusion schedulers add sigma_t
+    eps to x_0; named in `notes`)."""
+    import torch
+
+    if not hasattr(sch, "add_noise"):
+        return None
+    T = ab.shape[0]
+    ones, zeros = torch.ones(T, dtype=ab.dtype), torch.zeros(T, dtype=ab.dtype)
+    try:
+        c0 = sch.add_noise(ones, zeros, idx)
+        c1 = sch.add_noise(zeros, ones, idx)
+    except Exception as err:
+        if notes is not None:
+            notes.append(
+                Finding(
+                    "info", f"add_noise could not be probed ({str(err).splitlines()[0]})", "info"
+                )
+            )
+        return None
+    if float((c0.double() - 1).abs().max()) > 1e-6:
+        return c0, c1  # the DDPM form (or a broken one: then the audit measures it)
+    if notes is not None:
+        notes.append(
+            Finding(
+                "convention",
+                f"{type(sch).__name__}.add_noise computes x_0 + sigma_t eps, sigma_t = "
+                "sqrt((1 - alpha_bar_t) / alpha_bar_t): the variance-exploding form of the same "
+                "schedule (the model sees x_t scaled by scale_model_input); the square-root "
+                "tables are taken from alphas_cumprod as the DDPM formulas form them",
+                "info",
+            )
+        )
+    return None
+
+
+def diffusers_tables(sch, notes: list | None = None) -> tuple[dict[str, np.ndarray], str]:
     """Every schedule table a diffusers scheduler holds or derives, the way its code does
     (its own arrays, `add_noise`, `_get_variance`, `DDPMScheduler.step`'s coefficients,
-    `training_utils.compute_snr`), as float64 arrays of its values, and their dtype."""
+    `training_utils.compute_snr`), as float64 arrays of its values, and their dtype.
+    Conventions met on the way (another add_noise form) go to `notes`."""
     import torch
 
     ab = sch.alphas_cumprod
@@ -232,10 +270,9 @@ def diffusers_tables(sch) -> tuple[dict[str, np.ndarray], str]:
         "one_minus_alpha_bar_t": 1 - ab,  # beta_prod_t of step()
     }
     with torch.no_grad():
-        if hasattr(sch, "add_noise"):
-            ones, zeros = torch.ones(T, dtype=ab.dtype), torch.zeros(T, dtype=ab.dtype)
-            out["sqrt_alpha_bar_t"] = sch.add_noise(ones, zeros, idx)
-            out["sqrt_one_minus_alpha_bar_t"] = sch.add_noise(zeros, ones, idx)
+        sq = _add_noise_scales(sch, ab, idx, notes)
+        if sq is not None:
+            out["sqrt_alpha_bar_t"], out["sqrt_one_minus_alpha_bar_t"] = sq
         else:
             out["sqrt_alpha_bar_t"], out["sqrt_one_minus_alpha_bar_t"] = ab**0.5, (1 - ab) ** 0.5
         fresh = _fresh(sch)
@@ -685,7 +722,7 @@ def scheduler(
     declared = declared_from_config(config)
     findings: list[Finding] = []
     _expect_findings(declared, expect, beta_start, beta_end, T, findings)
-    tables, dtype = diffusers_tables(obj)
+    tables, dtype = diffusers_tables(obj, findings)
     coefs = _audit_tables(tables, dict.fromkeys(tables, dtype), declared, max_ulps, findings)
     report = Report(source or type(obj).__name__, declared.describe(), declared.T, max_ulps, coefs)
     from udm.audit import steps as step_audit
@@ -867,7 +904,7 @@ def _audit_arrays(arrays, dtypes, source, expect, beta_start, beta_end, T, max_u
         ends = {} if expect == "cosine" else {"beta_start": beta_start, "beta_end": beta_end}
         declared = Declared(expect, n, **ends)
         findings.append(
-            Finding("info", f"audited against the expected {declared.describe()}", "info")
+            Finding("schedule", f"audited against the expected {declared.describe()}", "info")
         )
     else:
         cands = [Declared(nm, n) for nm in ("linear", "scaled-linear", "cosine")]
@@ -878,7 +915,7 @@ def _audit_arrays(arrays, dtypes, source, expect, beta_start, beta_end, T, max_u
             raise AuditInputError(f"{source}: no known schedule fits these values")
         findings.append(
             Finding(
-                "info",
+                "schedule",
                 f"no --expect: the closest known schedule is {declared.describe()} "
                 f"(max relative difference {err:.3g}); pass --expect to audit against another",
                 "info",
