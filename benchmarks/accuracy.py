@@ -39,7 +39,9 @@ import mpmath
 import numpy as np
 import torch
 
-DPS = 50
+from udm.audit import truth
+
+DPS = truth.DPS
 SCHEDULES = ("linear", "cosine", "scaled-linear", "learned")
 TABLE_QUANTITIES = (
     "beta_t",
@@ -84,64 +86,12 @@ def diffusers_available() -> bool:
     return True
 
 
-# --- ground truth ------------------------------------------------------------------------------
+# --- ground truth: udm.audit.truth (shared with `udm audit`) ---------------------------------
 
-
-def true_betas(name: str, T: int) -> list:
-    """The published betas of schedule `name` at T steps, as 50-digit mpmath numbers."""
-    with mpmath.workdps(DPS):
-        mpf = mpmath.mpf
-        if name == "linear":
-            lo, hi = mpf("1e-4"), mpf("0.02")
-            return [lo + (hi - lo) * i / (T - 1) if T > 1 else lo for i in range(T)]
-        if name == "scaled-linear":
-            lo, hi = mpmath.sqrt(mpf("0.00085")), mpmath.sqrt(mpf("0.012"))
-            return [(lo + (hi - lo) * i / (T - 1) if T > 1 else lo) ** 2 for i in range(T)]
-        if name == "cosine":
-            s, cap = mpf("0.008"), mpf("0.999")
-
-            def f(u):
-                return mpmath.cos((u + s) / (1 + s) * mpmath.pi / 2) ** 2
-
-            fs = [f(mpf(i) / T) for i in range(T + 1)]
-            return [min(1 - fs[i] / fs[i - 1], cap) for i in range(1, T + 1)]
-    raise ValueError(f"no published betas for {name!r}")
-
-
-def true_table(betas: list) -> dict[str, list]:
-    """Every per-t coefficient of a schedule from its betas, in mpmath (index t - 1)."""
-    with mpmath.workdps(DPS):
-        T = len(betas)
-        out = {k: [] for k in TABLE_QUANTITIES}
-        ab_prev = mpmath.mpf(1)
-        for beta in betas:
-            alpha = 1 - beta
-            ab = ab_prev * alpha
-            om, om_prev = 1 - ab, 1 - ab_prev
-            var = beta * om_prev / om
-            row = {
-                "beta_t": beta,
-                "alpha_t": alpha,
-                "alpha_bar_t": ab,
-                "alpha_bar_prev": ab_prev,
-                "sqrt_alpha_bar_t": mpmath.sqrt(ab),
-                "sqrt_one_minus_alpha_bar_t": mpmath.sqrt(om),
-                "var_q": var,
-                "log_var_q": mpmath.log(var) if var > 0 else mpmath.mpf("nan"),
-                "snr": ab / om,
-                "log_snr": mpmath.log(ab / om),
-                "mu_q_coef_x_t": mpmath.sqrt(alpha) * om_prev / om,
-                "mu_q_coef_x_0": mpmath.sqrt(ab_prev) * beta / om,
-                "x_0_loss_weight": ab_prev * beta / (2 * om_prev * om) if om_prev else mpmath.inf,
-                "eps_loss_weight": beta / (2 * alpha * om_prev) if om_prev else mpmath.inf,
-                "score_loss_weight": beta * om / (2 * alpha * om_prev) if om_prev else mpmath.inf,
-            }
-            for k, v in row.items():
-                out[k].append(v)
-            ab_prev = ab
-        # t = 1: log var_q clipped to t = 2 (DDPM's posterior_log_variance_clipped, ours)
-        out["log_var_q"][0] = out["log_var_q"][1] if T > 1 else mpmath.log(betas[0])
-        return out
+true_betas = truth.true_betas
+true_table = truth.true_table
+_split = truth.split
+errors = truth.errors
 
 
 def _learned_module(dtype: torch.dtype):
@@ -204,53 +154,6 @@ def true_learned(omegas: list) -> dict[str, list]:
             for k, v in row.items():
                 out[k].append(v)
         return out
-
-
-# --- error measures ------------------------------------------------------------------------
-
-
-def _split(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """mpmath values as float64 (hi, lo) pairs with hi + lo = value to ~1e-32."""
-    with mpmath.workdps(DPS):
-        hi = np.array([float(v) for v in values])
-        lo = np.array(
-            [
-                float(v - mpmath.mpf(h)) if mpmath.isfinite(v) else 0.0
-                for v, h in zip(values, hi, strict=True)
-            ]
-        )
-    return hi, lo
-
-
-def errors(got, truth: tuple[np.ndarray, np.ndarray], dtype=np.float32, scale=None) -> dict:
-    """Max relative error and max ulps (in `dtype`'s ulps) of `got` against (hi, lo) truth.
-
-    scale: optional magnitudes (float64) for an "ulps of scale" column: error / spacing(scale).
-    Returns max_rel, max_ulps, worst (index of max ulps), and max_ulps_scale when scale given.
-    """
-    got = np.asarray(got, dtype=np.float64)
-    hi, lo = truth
-    finite = np.isfinite(hi)
-    err = np.where(finite, np.abs((got - hi) - lo), np.where(got == hi, 0.0, np.inf))
-    err = np.where(np.isnan(got) & finite, np.inf, err)
-    true_abs = np.abs(hi)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(err == 0, 0.0, err / true_abs)
-        spacing = np.spacing(true_abs.astype(dtype)).astype(np.float64)
-        spacing = np.where(spacing == 0, np.spacing(dtype(0)), spacing)  # underflow to 0
-        ulps = np.where(err == 0, 0.0, err / spacing)
-    ulps = np.where(finite, ulps, np.where(err == 0, 0.0, np.inf))
-    out = {
-        "max_rel": float(np.max(rel)) if rel.size else 0.0,
-        "max_ulps": float(np.max(ulps)) if ulps.size else 0.0,
-        "worst": int(np.argmax(ulps)) if ulps.size else 0,
-    }
-    if scale is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sp = np.spacing(np.abs(np.asarray(scale, np.float64)).astype(dtype)).astype(np.float64)
-            us = np.where(err == 0, 0.0, err / sp)
-        out["max_ulps_scale"] = float(np.max(us)) if us.size else 0.0
-    return out
 
 
 def _np(x) -> np.ndarray:
@@ -320,36 +223,12 @@ def diffusers_scheduler(name: str, T: int):
 
 
 def diffusers_tables(name: str, T: int) -> dict[str, np.ndarray]:
-    """diffusers' DDPMScheduler quantities, the way its code computes them (float32)."""
-    sch = diffusers_scheduler(name, T)
-    ab = sch.alphas_cumprod
-    one = torch.ones((), dtype=ab.dtype)
-    abp = torch.cat([one[None], ab[:-1]])
-    var = torch.stack([sch._get_variance(t) for t in range(T)])  # fixed_small, clamped 1e-20
-    sqrt_ab, sqrt_om = ab**0.5, (1 - ab) ** 0.5
-    snr = (sqrt_ab / sqrt_om) ** 2  # diffusers.training_utils.compute_snr
-    snr_prev = torch.cat([torch.full((1,), math.inf), snr[:-1]])
-    beta_prod, beta_prod_prev = 1 - ab, 1 - abp
-    current_beta = 1 - ab / abp  # DDPMScheduler.step
-    with torch.no_grad():
-        out = {
-            "beta_t": sch.betas,
-            "alpha_t": sch.alphas,
-            "alpha_bar_t": ab,
-            "alpha_bar_prev": abp,
-            "sqrt_alpha_bar_t": sqrt_ab,
-            "sqrt_one_minus_alpha_bar_t": sqrt_om,
-            "var_q": var,
-            "log_var_q": torch.log(var),  # variance_type="fixed_small_log"
-            "snr": snr,
-            "log_snr": torch.log(snr),
-            "mu_q_coef_x_t": (1 - current_beta) ** 0.5 * beta_prod_prev / beta_prod,
-            "mu_q_coef_x_0": abp**0.5 * current_beta / beta_prod,
-            "x_0_loss_weight": 0.5 * (snr_prev - snr),
-            "eps_loss_weight": sch.betas**2 / (2 * var * sch.alphas * beta_prod),
-        }
-        out["score_loss_weight"] = out["eps_loss_weight"] * beta_prod
-    return {k: _np(v) for k, v in out.items()}
+    """diffusers' DDPMScheduler quantities, the way its code computes them (float32): the
+    tables `udm audit` reads from any scheduler (`udm.audit.schedule.diffusers_tables`)."""
+    from udm.audit.schedule import diffusers_tables as audit_tables
+
+    tables, _ = audit_tables(diffusers_scheduler(name, T))
+    return {k: v for k, v in tables.items() if k in TABLE_QUANTITIES}
 
 
 def _learned_ours(module64, module32, T: int) -> dict[str, dict[str, np.ndarray]]:

@@ -460,3 +460,9 @@ def bench_command(part, Ts, quick, json_path, compare) -> None:
     if json_path:
         report.write_json(result, json_path)
         click.echo(f"udm: wrote {json_path}", err=True)
+
+
+# --- `udm audit` (issue 17): the command group lives in udm/audit/cli.py ---
+from udm.audit.cli import audit as _audit  # noqa: E402
+
+main.add_command(_audit)
