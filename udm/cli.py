@@ -2,19 +2,75 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
+import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import click
 
 from udm import catalog, registry
+from udm.model import limits
+from udm.model.config import FLOAT_RANGES, INT_RANGES, check_schedule, defaults
 
 
 def _fail(message: str) -> None:
     click.echo(f"udm: {message}", err=True)
     sys.exit(2)
+
+
+class _Udm(click.Group):
+    """click's group, with a usage error as ONE line `udm: ...` on stderr (exit 2), like
+    every other refusal of the command line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as err:
+            where = f" (try '{err.ctx.command_path} -h')" if err.ctx is not None else ""
+            message = " ".join(err.format_message().split())
+            click.echo(f"udm: {message}{where}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"udm: {' '.join(err.format_message().split())}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("udm: aborted", err=True)
+            sys.exit(1)
+        except OSError as err:  # `udm schedule linear | head`: as click's standalone mode
+            if err.errno != errno.EPIPE:
+                raise
+            sys.stdout = click.utils.PacifyFlushWrapper(sys.stdout)
+            sys.stderr = click.utils.PacifyFlushWrapper(sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """A float range that also refuses NaN and infinity (FloatRange lets NaN through)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(
+                f"{value!r} is not a finite number in the range {self._describe_range()}",
+                param,
+                ctx,
+            )
+        return number
+
+
+def _count(key: str) -> click.IntRange:
+    """The click type of an integer option with the same range as Config's setting `key`."""
+    return click.IntRange(*INT_RANGES[key])
 
 
 def _parse_eq(text: str) -> int:
@@ -27,7 +83,9 @@ def _parse_eq(text: str) -> int:
     return number
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_Udm, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
+)
 @click.version_option(package_name="udm")
 def main() -> None:
     """Understanding Diffusion Models (Luo 2022), verified in SymPy, NumPy and PyTorch."""
@@ -230,16 +288,58 @@ def generate(check: bool) -> None:
 _SCHEDULE_COLUMNS = ("t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr")
 
 
+def _plot_formats() -> dict[str, str]:
+    """File extensions matplotlib can save, with their descriptions (needs matplotlib)."""
+    from matplotlib.figure import Figure
+
+    return Figure().canvas.get_supported_filetypes()
+
+
+def _check_plot_path(plot: str, option: str = "--plot") -> None:
+    """The figure path's folder exists and is writable, and matplotlib knows its extension."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        _fail(f"{option} needs matplotlib (optional: pip install matplotlib)")
+    formats = _plot_formats()
+    path = Path(plot)
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in formats:
+        _fail(
+            f"{option} {plot}: unsupported extension {path.suffix or '(none)'!r}; "
+            f"matplotlib writes {', '.join('.' + f for f in sorted(formats))}"
+        )
+    folder = path.parent
+    if not folder.is_dir():
+        _fail(f"{option} {plot}: folder {folder} does not exist")
+    if path.is_dir():
+        _fail(f"{option} {plot} is a folder; give a file name such as schedule.png")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        _fail(f"{option} {plot}: no permission to write in {folder}")
+
+
 @main.command("schedule")
 @click.argument("name", type=click.Choice(["linear", "scaled-linear", "cosine"]))
-@click.option("--T", "T", type=int, default=1000, show_default=True, help="Number of steps.")
-@click.option("--beta-start", type=float, default=None, help="First beta (linear schedules).")
-@click.option("--beta-end", type=float, default=None, help="Last beta (linear schedules).")
+@click.option("--T", "T", type=int, default=1000, help=f"Number of steps, 1..{limits.MAX_T}.")
 @click.option(
-    "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
+    "--beta-start",
+    type=_FiniteFloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="First beta, in (0, 1) (linear schedules; default per schedule).",
 )
+@click.option(
+    "--beta-end",
+    type=_FiniteFloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="Last beta, in (0, 1) (linear schedules; default per schedule).",
+)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32")
 @click.option("--json", "as_json", is_flag=True, help="One object: t and one array per column.")
-@click.option("--plot", type=click.Path(dir_okay=False), help="Save a plot (needs matplotlib).")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    help="Save a plot (needs matplotlib): .png, .pdf, .svg, ...",
+)
 def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> None:
     """Print schedule NAME's coefficients for t = 1..T (torch implementation, chosen dtype).
 
@@ -247,6 +347,18 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
     (0.00085..0.012), cosine = improved DDPM (s = 0.008); T = 1000. Columns: alpha_t,
     alpha_bar_t, var_q (0 at t = 1), snr, log_snr, indexed by the paper's t (1-based).
     """
+    need = T * limits.SCHEDULE_BYTES_PER_T
+    if not 1 <= T <= limits.MAX_T:
+        extra = f" (it would need about {limits.human(need)}, {need} bytes)" if T > 0 else ""
+        _fail(f"--T must lie in 1..{limits.MAX_T}, got {T}{extra}")
+    problem = limits.memory_problem(need)
+    if problem:
+        _fail(f"--T {T}: {problem}; lower --T")
+    if name == "cosine" and (beta_start is not None or beta_end is not None):
+        _fail("--beta-start and --beta-end apply to linear and scaled-linear, not cosine")
+    if plot:
+        _check_plot_path(plot)
+
     import torch  # lazily: `udm eq` must stay fast
 
     from torch_impl import vdm
@@ -261,31 +373,38 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
         )
     except ValueError as err:
         _fail(str(err))
+    try:
+        check_schedule(name, T, dtype, "--T")
+    except ValueError as err:
+        _fail(str(err))
     columns = {"t": list(range(1, sched.T + 1))}
     for key in _SCHEDULE_COLUMNS[1:]:
         # .tolist() of a float32 tensor gives the nearest double of each float32 value
         columns[key] = getattr(sched, key).tolist()
     if plot:
-        try:
-            import matplotlib
+        import matplotlib
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            click.echo("udm: --plot needs matplotlib (optional; pip install matplotlib)", err=True)
-        else:
-            fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-            axes[0].plot(columns["t"], columns["alpha_bar_t"], label="alpha_bar_t")
-            axes[0].plot(columns["t"], columns["alpha_t"], label="alpha_t")
-            axes[0].set_xlabel("t")
-            axes[0].legend()
-            axes[1].plot(columns["t"], columns["log_snr"])
-            axes[1].set_xlabel("t")
-            axes[1].set_ylabel("log SNR(t)")
-            fig.suptitle(f"{name} schedule, T = {sched.T} ({dtype})")
-            fig.tight_layout()
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        axes[0].plot(columns["t"], columns["alpha_bar_t"], label="alpha_bar_t")
+        axes[0].plot(columns["t"], columns["alpha_t"], label="alpha_t")
+        axes[0].set_xlabel("t")
+        axes[0].legend()
+        axes[1].plot(columns["t"], columns["log_snr"])
+        axes[1].set_xlabel("t")
+        axes[1].set_ylabel("log SNR(t)")
+        fig.suptitle(f"{name} schedule, T = {sched.T} ({dtype})")
+        fig.tight_layout()
+        try:
             fig.savefig(plot)
-            click.echo(f"udm: wrote {plot}", err=True)
+        except (OSError, ValueError) as err:
+            Path(plot).unlink(missing_ok=True)  # no partial figure
+            _fail(f"--plot {plot}: cannot write it: {err}")
+        finally:
+            plt.close(fig)
+        click.echo(f"udm: wrote {plot}", err=True)
     if as_json:
         click.echo(json.dumps({"schedule": name, "T": sched.T, "dtype": dtype, **columns}))
         return
@@ -298,38 +417,88 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
 
 # --- the model people run: udm train / elbo / sample (torch imported lazily) ---------------
 
+_DEFAULTS = defaults()  # Config's dataclass defaults: what `udm train` uses without a flag
+
+
+def _train_help(key: str, text: str) -> str:
+    """Help text of a `udm train` flag with its range and Config's default (one source)."""
+    if key in INT_RANGES:
+        lo, hi = INT_RANGES[key]
+        text += f" Integer, {lo}..{hi}."
+    if key in FLOAT_RANGES:
+        lo, hi, lo_open, hi_open = FLOAT_RANGES[key]
+        text += f" In {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}."
+    default = _DEFAULTS[key]
+    if key == "width":
+        default = f"{limits.default_width((2,))} for vectors, {limits.default_width((1, 8, 8))} for images"
+    elif isinstance(default, bool):
+        default = str(default).lower()
+    return f"{text}  [default: {default}]"
+
 
 @main.command()
-@click.option("--data", help="gaussian, mixture, moons, digits, or a .npy file / image folder.")
+@click.option(
+    "--data",
+    help=_train_help("data", "gaussian, mixture, moons, digits, or a .npy file / image folder."),
+)
 @click.option(
     "--config",
     "config_file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file with the same keys as the flags (top level or [train]).",
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    help="TOML file with the same keys as the flags (top level or [train]); flags win.",
 )
-@click.option("--steps", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--T", "T", type=int, help="Number of diffusion steps.")
+@click.option("--steps", type=int, help=_train_help("steps", "Optimizer steps."))
+@click.option("--batch-size", type=int, help=_train_help("batch_size", "Samples per step."))
+@click.option("--lr", type=float, help=_train_help("lr", "Adam's learning rate."))
+@click.option("--T", "T", type=int, help=_train_help("T", "Number of diffusion steps."))
 @click.option(
     "--schedule",
     type=click.Choice(["linear", "cosine", "scaled-linear", "learned"]),
-    help="learned: continuous-time VDM with a learned noise schedule (--T ignored).",
+    help=_train_help(
+        "schedule", "learned: continuous-time VDM with a learned noise schedule (--T ignored)."
+    ),
 )
-@click.option("--target", type=click.Choice(["x0", "eps", "score", "v"]))
-@click.option("--weighting", type=click.Choice(["simple", "elbo"]))
-@click.option("--width", type=int, help="Network width (default depends on the data).")
-@click.option("--conditional/--unconditional", default=None, help="Class-conditional (CFG).")
-@click.option("--ema-decay", type=float)
-@click.option("--seed", type=int)
-@click.option("--device", help="cpu, cuda, cuda:N (torchrun sets the rank's GPU).")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]))
-@click.option("--out", help="Output folder (checkpoint model.pt, PNG figures).")
+@click.option(
+    "--target",
+    type=click.Choice(["x0", "eps", "score", "v"]),
+    help=_train_help("target", "What the network predicts."),
+)
+@click.option(
+    "--weighting",
+    type=click.Choice(["simple", "elbo"]),
+    help=_train_help("weighting", "DDPM's unweighted eps loss, or the true negative ELBO."),
+)
+@click.option(
+    "--width",
+    type=int,
+    help=_train_help("width", "Network width: even (a multiple of 8 for images)."),
+)
+@click.option(
+    "--conditional/--unconditional",
+    default=None,
+    help=_train_help("conditional", "Class-conditional (CFG); needs labelled data."),
+)
+@click.option("--ema-decay", type=float, help=_train_help("ema_decay", "EMA of the weights."))
+@click.option("--seed", type=int, help=_train_help("seed", "Random seed."))
+@click.option(
+    "--device", help=_train_help("device", "cpu, cuda, cuda:N, mps (torchrun sets the rank's GPU).")
+)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float64"]), help=_train_help("dtype", "Precision.")
+)
+@click.option(
+    "--out",
+    help=_train_help("out", "Output folder (checkpoint model.pt, PNG figures); must be writable."),
+)
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
 @click.option("--no-plot", is_flag=True, help="Skip the PNG figures.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(config_file, resume, no_plot, quiet, **flags) -> None:
-    """Train a diffusion model (multi-process: torchrun --nproc_per_node N -m udm train ...)."""
+    """Train a diffusion model (multi-process: torchrun --nproc_per_node N -m udm train ...).
+
+    Every value (flag or TOML) is checked before training starts: its type and range, the
+    data, the device, that --out is writable, and that the run fits in memory.
+    """
     from udm.model import checkpoint
     from udm.model import train as trainer
     from udm.model.config import Config
@@ -338,23 +507,93 @@ def train(config_file, resume, no_plot, quiet, **flags) -> None:
         flags["plot"] = False
     try:
         config = Config.from_sources(config_file, **flags)
+        config.preflight(resume=resume)
+    except ValueError as err:
+        _fail(str(err))
+    try:
         path = trainer.train(config, resume=resume, progress=not quiet)
     except (ValueError, FileExistsError, checkpoint.CheckpointError) as err:
         _fail(str(err))
-    click.echo(f"checkpoint: {path}")
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one line, not one per process
+        click.echo(f"checkpoint: {path}")
+
+
+def _open_checkpoint(path: str, device: str):
+    """Before `udm elbo` / `udm sample` start: the device exists, the file is a udm checkpoint
+    with a usable configuration and finite weights. Returns (config, data info or None)."""
+    import torch
+
+    from udm.model import checkpoint
+    from udm.model.config import Config, check_device, describe_data
+
+    try:
+        check_device(device, "--device")
+    except ValueError as err:
+        _fail(str(err))
+    try:
+        saved = checkpoint.load(path, map_location="cpu")
+        config = Config(**saved["config"]).validate()
+    except checkpoint.CheckpointError as err:
+        _fail(str(err))
+    except (KeyError, TypeError, ValueError) as err:
+        _fail(f"CHECKPOINT {path} is not a usable udm checkpoint: bad configuration ({err})")
+    for part in ("ema", "model"):
+        weights = saved.get(part)
+        if not isinstance(weights, dict):
+            _fail(f"CHECKPOINT {path} is not a usable udm checkpoint: no {part} weights")
+        for name, value in weights.items():
+            if (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and not bool(torch.isfinite(value).all())
+            ):
+                _fail(
+                    f"CHECKPOINT {path} holds NaN or infinite weights ({part}.{name}): the "
+                    "run diverged; retrain it"
+                )
+    try:
+        info = describe_data(config.data, "the checkpoint's data")
+    except ValueError:
+        info = None  # the loader says what is wrong with the data
+    return config, info
+
+
+def _check_memory(need: int, what: str, hint: str) -> None:
+    problem = limits.memory_problem(need)
+    if problem:
+        _fail(f"{what}: {problem}; {hint}")
 
 
 @main.command()
-@click.argument("checkpoint_path", metavar="CHECKPOINT")
-@click.option("--n", default=1000, show_default=True, help="Held-out samples.")
-@click.option("--batch", default=100, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.argument(
+    "checkpoint_path", metavar="CHECKPOINT", type=click.Path(exists=True, dir_okay=False)
+)
+@click.option(
+    "--n",
+    type=click.IntRange(2, limits.MAX_N),
+    default=1000,
+    help="Held-out samples (>= 2: the standard error needs two).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, limits.MAX_BATCH),
+    default=100,
+    help="Samples per pass (the full-T bound feeds T * batch inputs to the network at once).",
+)
+@click.option("--seed", type=_count("seed"), default=0)
+@click.option("--device", default="cpu", help="cpu, cuda, cuda:N or mps.")
 @click.option("--json", "as_json", is_flag=True)
 def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
     """Full-T ELBO / NLL bound in bits per dimension on held-out data, with standard error."""
     from udm.model import checkpoint, evaluate
 
+    config, info = _open_checkpoint(checkpoint_path, device)
+    if info is not None:
+        per_pass = config.T if config.schedule != "learned" else 16
+        need = limits.elbo_bytes(
+            per_pass, min(batch, n), info.shape, config.width, 8 if config.dtype == "float64" else 4
+        )
+        _check_memory(need, f"--batch {batch} with T = {per_pass}", "lower --batch")
     try:
         report = evaluate.elbo_report(
             checkpoint_path, n=n, batch=batch, seed=seed, device=device, show_progress=True
@@ -382,30 +621,70 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
 
 
 @main.command()
-@click.argument("checkpoint_path", metavar="CHECKPOINT")
-@click.option("--n", default=64, show_default=True)
-@click.option(
-    "--sampler", type=click.Choice(["ancestral", "ddim"]), default="ancestral", show_default=True
+@click.argument(
+    "checkpoint_path", metavar="CHECKPOINT", type=click.Path(exists=True, dir_okay=False)
 )
+@click.option("--n", type=click.IntRange(1, limits.MAX_N), default=64, help="Samples to draw.")
+@click.option("--sampler", type=click.Choice(["ancestral", "ddim"]), default="ancestral")
 @click.option(
     "--steps",
-    type=int,
-    help="DDIM steps (default min(T, 100)); learned schedule: grid steps (1000 / 100 DDIM).",
+    type=click.IntRange(1, limits.MAX_T),
+    help="DDIM steps, 1..T (default min(T, 100)); learned schedule: grid steps (1000 / 100 "
+    "DDIM). The discrete ancestral sampler always runs all T steps.",
 )
-@click.option("--label", type=int, help="Class label (class-conditional models).")
-@click.option("--guidance-scale", type=float, help="Classifier-free guidance gamma, eq. (170).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--out", default=None, help="Folder for samples.npy and samples.png.")
+@click.option(
+    "--label", type=click.IntRange(0, None), help="Class label, 0..classes-1 (conditional models)."
+)
+@click.option(
+    "--guidance-scale",
+    type=_FiniteFloatRange(0, limits.MAX_GUIDANCE),
+    help="Classifier-free guidance gamma, eq. (170) (needs --label).",
+)
+@click.option("--seed", type=_count("seed"), default=0)
+@click.option("--device", default="cpu", help="cpu, cuda, cuda:N or mps.")
+@click.option(
+    "--out",
+    default=None,
+    help="Folder for samples.npy and samples.png.  [default: CHECKPOINT's folder/samples]",
+)
 def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, device, out) -> None:
     """Draw samples: .npy array and a PNG (grid for images, scatter/histogram otherwise)."""
-    from pathlib import Path
-
     from udm.model import checkpoint, evaluate
+    from udm.model.config import check_writable_folder
 
-    if guidance_scale is not None and guidance_scale != guidance_scale:
-        _fail("--guidance-scale must be a number, got NaN")
+    config, info = _open_checkpoint(checkpoint_path, device)
+    learned = config.schedule == "learned"
+    if steps is not None and not learned:
+        if sampler == "ancestral":
+            _fail(
+                f"--steps applies to --sampler ddim; the ancestral sampler of this model runs "
+                f"all T = {config.T} steps"
+            )
+        if steps > config.T:
+            _fail(f"--steps must lie in 1..{config.T} (this model's T), got {steps}")
+    if label is not None:
+        if not config.conditional:
+            _fail(
+                "--label applies to a class-conditional model; this one is unconditional "
+                "(trained without --conditional)"
+            )
+        if info is not None and label >= info.num_classes:
+            _fail(
+                f"--label must lie in 0..{info.num_classes - 1} for this model "
+                f"({config.data}, {info.num_classes} classes), got {label}"
+            )
+    if guidance_scale is not None and label is None:
+        _fail("--guidance-scale needs --label (guidance steers towards a class)")
+    if info is not None:
+        need = limits.sample_bytes(
+            n, info.shape, config.width, 8 if config.dtype == "float64" else 4
+        )
+        _check_memory(need, f"--n {n}", "draw fewer samples per call")
     out = out or str(Path(checkpoint_path).parent / "samples")
+    try:
+        check_writable_folder(out, "--out")
+    except ValueError as err:
+        _fail(str(err))
     try:
         result = evaluate.sample_to_files(
             checkpoint_path,
@@ -428,14 +707,19 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
 
 
 @main.command("bench")
+@click.option("--part", type=click.Choice(["accuracy", "speed", "all"]), default="all")
 @click.option(
-    "--part", type=click.Choice(["accuracy", "speed", "all"]), default="all", show_default=True
+    "--T",
+    "Ts",
+    default=None,
+    help=f"Comma-separated step counts, each 1..{limits.MAX_BENCH_T} (default 10,1000,4000).",
 )
-@click.option("--T", "Ts", default=None, help="Comma-separated step counts (default 10,1000,4000).")
 @click.option("--quick", is_flag=True, help="Tiny configuration (T = 10, short speed runs).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write results here.")
 @click.option(
-    "--compare", type=click.Path(exists=True, dir_okay=False), help="An earlier JSON to compare."
+    "--compare",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An earlier JSON of udm bench --json to compare.",
 )
 def bench_command(part, Ts, quick, json_path, compare) -> None:
     """Accuracy (vs 50-digit mpmath, beside diffusers and the NumPy recipe) and speed ratios.
@@ -443,20 +727,43 @@ def bench_command(part, Ts, quick, json_path, compare) -> None:
     Prints the tables; see docs/benchmarks.md. diffusers is optional (`pip install udm[bench]`):
     without it the peer columns and the diffusers speed ratios are skipped.
     """
+    try:
+        steps = tuple(int(v) for v in Ts.split(",")) if Ts else None
+    except ValueError:
+        _fail(f"--T must be comma-separated integers, got {Ts!r}")
+    if steps is not None and any(not 1 <= T <= limits.MAX_BENCH_T for T in steps):
+        _fail(f"--T values must lie in 1..{limits.MAX_BENCH_T}, got {Ts}")
+    earlier = None
+    if compare:
+        try:
+            with open(compare, encoding="utf-8") as fh:
+                earlier = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            _fail(f"--compare {compare} is not a JSON file of udm bench --json ({err})")
+        if not isinstance(earlier, dict) or not ({"accuracy", "speed"} & set(earlier)):
+            _fail(
+                f"--compare {compare} is JSON but not from udm bench --json "
+                "(no 'accuracy' or 'speed' results)"
+            )
+    if json_path:
+        folder = Path(json_path).parent
+        if not folder.is_dir():
+            _fail(f"--json {json_path}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            _fail(f"--json {json_path}: no permission to write in {folder}")
+
     import benchmarks  # lazily: `udm eq` must stay fast
     from benchmarks import report
 
-    try:
-        steps = tuple(int(v) for v in Ts.split(",")) if Ts else benchmarks.FULL_TS
-    except ValueError:
-        _fail(f"--T must be comma-separated integers, got {Ts!r}")
-    if any(T < 1 for T in steps):
-        _fail("--T values must be >= 1")
-    result = benchmarks.run(part, steps, quick=quick, log=lambda m: click.echo(m, err=True))
+    result = benchmarks.run(
+        part, steps or benchmarks.FULL_TS, quick=quick, log=lambda m: click.echo(m, err=True)
+    )
     click.echo(report.render(result))
-    if compare:
-        with open(compare, encoding="utf-8") as fh:
-            click.echo(report.compare(json.load(fh), result))
+    if earlier is not None:
+        try:
+            click.echo(report.compare(earlier, result))
+        except (KeyError, TypeError, ValueError) as err:
+            _fail(f"--compare {compare}: its results have another layout ({err!r})")
     if json_path:
         report.write_json(result, json_path)
         click.echo(f"udm: wrote {json_path}", err=True)

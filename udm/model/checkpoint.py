@@ -41,12 +41,16 @@ def save(path: str | Path, **state: Any) -> Path:
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save`; the config comes back as a dict."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupt file, or not a torch checkpoint at all
-        raise CheckpointError(f"checkpoint {path} cannot be read: {err}") from err
+        raise CheckpointError(
+            f"{path} is not a udm checkpoint: it cannot be read as one ({type(err).__name__})"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a udm checkpoint (format {FORMAT})")
     if "config" in payload:
