@@ -449,8 +449,7 @@ TRAIN_SPEC = {
     "--T": ([1, 2, 20], [-1, 0, 10**13]),
     "--schedule": (["linear", "cosine", "scaled-linear", "learned"], ["quadratic"]),
     "--target": (["x0", "eps", "score", "v"], ["noise"]),
-    # TODO(lead): re-enable --weighting elbo after the NaN fix merges (NaN gradient at t = 1)
-    "--weighting": (["simple"], ["bogus"]),
+    "--weighting": (["simple", "elbo"], ["bogus"]),
     "--width": ([8, 16], [-4, 0, 3, 10**5]),
     "--conditional": ([True], []),  # refused on gaussian (no labels)
     "--lr": ([1e-3], ["nan", "inf", -1, 0, 2]),
