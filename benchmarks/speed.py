@@ -111,14 +111,16 @@ def elbo(T: int = 1000, *, batch: int = 8, dim: int = 32, repeats: int = 5, devi
     eps = torch.randn(T, batch, dim, generator=gen).to(device)
 
     def vectorized():
-        return vdm.nll_bits_per_dim(sched, net, x_0, eps=eps)
+        return vdm.nll_bits_per_dim(sched, net, x_0, eps=eps, levels=256)
 
     def loop():  # DDPM's calc_bpd_loop: one t at a time
         total = vdm._prior(sched, x_0)
         for t in range(1, T + 1):
             tt = torch.full((batch,), t, device=device)
             x_t = sched.q_sample(x_0=x_0, t=tt, eps=eps[t - 1])
-            total = total + vdm.vb_term(sched, x_0=x_0, x_t=x_t, x_0_hat=net(x_t, tt), t=tt)
+            total = total + vdm.vb_term(
+                sched, x_0=x_0, x_t=x_t, x_0_hat=net(x_t, tt), t=tt, levels=256
+            )
         return total / (dim * math.log(2))
 
     with torch.no_grad():

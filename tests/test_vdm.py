@@ -638,7 +638,7 @@ def test_t_outside_1_to_T_is_refused(bad_t):
         s.check_t(torch.tensor([1, bad_t]))
     x = torch.zeros(2, 3)
     with pytest.raises(ValueError, match=r"1 <= t <= T = 10"):
-        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, bad_t]))
+        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, bad_t]), levels=256)
     with pytest.raises(TypeError, match="integer time step"):
         s.check_t(torch.tensor([1.5]))
 
@@ -663,11 +663,11 @@ def test_posterior_shape_mismatch_is_an_error():
         )
     s, x = tim.linear_schedule(T=10), torch.zeros(2, 3)
     with pytest.raises(ValueError, match="shapes must be equal"):
-        tim.vb_term(s, x_0=x, x_t=torch.zeros(2, 4), x_0_hat=x, t=torch.tensor([1, 2]))
+        tim.vb_term(s, x_0=x, x_t=torch.zeros(2, 4), x_0_hat=x, t=torch.tensor([1, 2]), levels=256)
     with pytest.raises(ValueError, match=r"t must have shape \[B\]"):
-        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, 2, 3]))
+        tim.vb_term(s, x_0=x, x_t=x, x_0_hat=x, t=torch.tensor([1, 2, 3]), levels=256)
     with pytest.raises(ValueError, match=r"eps must have shape \[T, B, \.\.\.\]"):
-        tim.vb_terms(s, lambda x_t, t: x_t, x, eps=torch.zeros(10, 2, 4))
+        tim.vb_terms(s, lambda x_t, t: x_t, x, eps=torch.zeros(10, 2, 4), levels=256)
 
 
 # --- udm schedule -----------------------------------------------------------------------------
@@ -712,7 +712,7 @@ def test_udm_schedule_text_plot_and_errors(tmp_path):
     assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 4
     assert result.output.split()[:6] == ["t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr"]
     bad = CliRunner().invoke(udm_main, ["schedule", "linear", "--T", "0"])
-    assert bad.exit_code == 2 and "T must be an int >= 1" in bad.output
+    assert bad.exit_code == 2 and "--T must lie in 1.." in bad.output
     bad = CliRunner().invoke(udm_main, ["schedule", "quadratic"])
     assert bad.exit_code == 2
     png = tmp_path / "s.png"
@@ -1026,7 +1026,7 @@ def test_discretized_decoder_matches_reference_and_mpmath(device, k, mean, log_v
     x = k / 127.5 - 1
     got = (
         tim.discretized_gaussian_log_likelihood(
-            x_0=_t(x, torch.float64, device), mean=mean, log_var=log_var
+            x_0=_t(x, torch.float64, device), mean=mean, log_var=log_var, levels=256
         )
         .cpu()
         .numpy()
@@ -1055,7 +1055,9 @@ def test_discretized_decoder_matches_reference_and_mpmath(device, k, mean, log_v
 def test_discretized_decoder_sums_to_one_over_the_256_bins(dtype):
     x = torch.arange(256, dtype=dtype) / 127.5 - 1
     for mean, log_var in [(0.0, -2.0), (0.3, -9.8), (-0.99, -6.0), (2.0, 0.0)]:
-        logp = tim.discretized_gaussian_log_likelihood(x_0=x, mean=mean, log_var=log_var)
+        logp = tim.discretized_gaussian_log_likelihood(
+            x_0=x, mean=mean, log_var=log_var, levels=256
+        )
         assert torch.isfinite(logp).all()
         total = torch.logsumexp(logp.double(), 0).exp().item()
         assert abs(total - 1) <= (1e-12 if dtype == torch.float64 else 1e-5)
@@ -1112,7 +1114,11 @@ def test_vectorized_elbo_equals_its_terms_one_at_a_time(device, T, shape):
 
     s = tim.schedule_from_alphas(alphas, dtype=torch.float64)
     terms, prior = tim.vb_terms(
-        s, denoiser, torch.tensor(x_0, device=device), eps=torch.tensor(eps, device=device)
+        s,
+        denoiser,
+        torch.tensor(x_0, device=device),
+        eps=torch.tensor(eps, device=device),
+        levels=256,
     )
     assert calls == [(T * shape[0], *shape[1:])]  # one batched call: no loop over t
     want_terms, want_prior = _reference_terms(alphas, x_0, eps)
@@ -1124,10 +1130,14 @@ def test_vectorized_elbo_equals_its_terms_one_at_a_time(device, T, shape):
     for t in sorted({1, T, (T + 1) // 2}):
         tt = torch.full((shape[0],), t, device=device)
         x_t = s.q_sample(x_0=xt0, t=tt, eps=torch.tensor(eps[t - 1], device=device))
-        one = tim.vb_term(s, x_0=xt0, x_t=x_t, x_0_hat=_x0_denoiser(x_t, tt), t=tt)
+        one = tim.vb_term(s, x_0=xt0, x_t=x_t, x_0_hat=_x0_denoiser(x_t, tt), t=tt, levels=256)
         torch.testing.assert_close(one, terms[:, t - 1], rtol=1e-12, atol=1e-12)
     bpd = tim.nll_bits_per_dim(
-        s, _x0_denoiser, torch.tensor(x_0, device=device), eps=torch.tensor(eps, device=device)
+        s,
+        _x0_denoiser,
+        torch.tensor(x_0, device=device),
+        eps=torch.tensor(eps, device=device),
+        levels=256,
     )
     d = int(np.prod(shape[1:]))
     np.testing.assert_allclose(
@@ -1146,10 +1156,13 @@ def test_one_t_estimator_is_unbiased_for_the_full_elbo():
     s = tim.cosine_schedule(T, dtype=torch.float64)
     x_0 = torch.tensor(_pixels(np.random.default_rng(0), (1, 3)))
     full = torch.stack(
-        [tim.vb_terms(s, _x0_denoiser, x_0, generator=gen)[0].sum(1)[0] for _ in range(n_full)]
+        [
+            tim.vb_terms(s, _x0_denoiser, x_0, generator=gen, levels=256)[0].sum(1)[0]
+            for _ in range(n_full)
+        ]
     )
-    full = full + tim.vb_terms(s, _x0_denoiser, x_0, generator=gen)[1][0]
-    one = tim.training_loss(s, _x0_denoiser, x_0.expand(n_one, 3), generator=gen)
+    full = full + tim.vb_terms(s, _x0_denoiser, x_0, generator=gen, levels=256)[1][0]
+    one = tim.training_loss(s, _x0_denoiser, x_0.expand(n_one, 3), generator=gen, levels=256)
     diff = one.mean() - full.mean()
     se = math.sqrt(one.var().item() / n_one + full.var().item() / n_full)
     assert abs(diff.item()) <= tol.MC_SIGMAS * se
@@ -1163,15 +1176,15 @@ def test_elbo_dtype_and_device_follow_the_input(device):
     s = tim.linear_schedule(T=50)  # float32 working dtype; float64 data sees float64 coefficients
     for dtype in (torch.float32, torch.float64):
         x_0 = torch.tensor(_pixels(np.random.default_rng(1), (2, 3, 4)), dtype=dtype, device=device)
-        bpd = tim.nll_bits_per_dim(s, _x0_denoiser, x_0, generator=None)
-        loss = tim.training_loss(s, _x0_denoiser, x_0)
+        bpd = tim.nll_bits_per_dim(s, _x0_denoiser, x_0, generator=None, levels=256)
+        loss = tim.training_loss(s, _x0_denoiser, x_0, levels=256)
         for out in (bpd, loss):
             assert out.dtype == dtype and out.device.type == device and out.shape == (2,)
             assert torch.isfinite(out).all()
     x32 = torch.tensor(_pixels(np.random.default_rng(2), (2, 5)), dtype=torch.float32)
     eps = torch.randn((50, 2, 5), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    b32 = tim.nll_bits_per_dim(s, _x0_denoiser, x32, eps=eps.float())
-    b64 = tim.nll_bits_per_dim(s, _x0_denoiser, x32.double(), eps=eps)
+    b32 = tim.nll_bits_per_dim(s, _x0_denoiser, x32, eps=eps.float(), levels=256)
+    b64 = tim.nll_bits_per_dim(s, _x0_denoiser, x32.double(), eps=eps, levels=256)
     torch.testing.assert_close(b32.double(), b64, rtol=1e-4, atol=0)  # float32: ~1e-6 per term
 
 
@@ -1229,3 +1242,19 @@ def test_posterior_coefficients_between_any_two_levels_match_the_reference(alpha
         assert float(got["var_q"]) == 0.0 and float(got["coef_x_0"]) == 1.0
     else:
         assert float(got["var_q"]) == pytest.approx(float(ref.var_q(**coef)), rel=1e-9)
+
+
+@pytest.mark.eq(58)
+def test_discretized_decoder_needs_levels_and_data_in_its_range():
+    """Continuous data outside [-1, 1] under a discretized decoder used to give a plausible
+    number (max |x| = 8.8 gave a loss of 25.5): now it is an error naming the range, and no
+    entry point guesses the level count."""
+    s = tim.linear_schedule(10)
+    x = torch.linspace(-8.8, 8.8, 8, dtype=torch.float64).view(2, 4)
+    with pytest.raises(ValueError, match=r"\[-1, 1\].*levels=None"):
+        tim.training_loss(s, lambda x_t, t: x_t, x, levels=256)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        tim.vb_terms(s, lambda x_t, t: x_t, x, levels=256)
+    with pytest.raises(TypeError, match="levels"):
+        tim.nll_bits_per_dim(s, lambda x_t, t: x_t, x)
+    assert torch.isfinite(tim.vb_terms(s, lambda x_t, t: x_t, x, levels=None)[0]).all()

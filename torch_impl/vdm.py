@@ -459,7 +459,7 @@ def _log_ndtr_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
 
 
 @register(58)
-def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int = 256) -> torch.Tensor:
+def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int | None) -> torch.Tensor:
     r"""log p(x_0 | x_1) per coordinate for DDPM's discretized Gaussian decoder (eq. (58)).
 
     x_0: data with `levels` grey levels scaled to [-1, 1] (8-bit: k / 127.5 - 1); the bin of
@@ -474,11 +474,22 @@ def discretized_gaussian_log_likelihood(*, x_0, mean, log_var, levels: int = 256
     check_broadcast(x_0=x_0, mean=mean, log_var=log_var)
     if levels is None:
         return _gaussian_log_density(x_0, mean, log_var)
+    _check_levels(levels, x_0)
+    return _discretized(x_0, mean, log_var, levels)
+
+
+def _check_levels(levels, x_0: torch.Tensor) -> None:
+    """A discretized decoder needs a level count and data in its range [-1, 1]: continuous
+    data outside it would get a plausible but meaningless likelihood."""
+    if levels is None:
+        return
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"levels must be an int >= 2 or None, got {levels!r}")
     if checks.validate_args_enabled() and bool((x_0.abs() > 1).any()):
-        raise ValueError("x_0 must lie in [-1, 1] (discrete data scaled to [-1, 1])")
-    return _discretized(x_0, mean, log_var, levels)
+        raise ValueError(
+            f"x_0 must lie in [-1, 1] for the discretized decoder (levels={levels}); "
+            "for continuous data pass levels=None"
+        )
 
 
 def _gaussian_log_density(x_0, mean, log_var):
@@ -499,7 +510,7 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).sum(1) if v.ndim > 1 else v
 
 
-def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None = 256) -> torch.Tensor:
+def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None) -> torch.Tensor:
     """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
     # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms).
     # The weight is infinite at t = 1; it is zeroed *before* it multiplies anything, since
@@ -520,7 +531,7 @@ def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None = 256)
 
 
 @register(58, 92, 99)
-def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None = 256) -> torch.Tensor:
+def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None) -> torch.Tensor:
     r"""One term L_t of the negative ELBO (eq. (58)) per sample, in nats, at time steps t.
 
     t = 1: the reconstruction term -log p_theta(x_0 | x_1) (discretized Gaussian decoder,
@@ -530,6 +541,7 @@ def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None = 25
     integers in 1..T (may differ per sample). Returns [B].
     """
     x_0 = tensor_arg("x_0", x_0)
+    _check_levels(levels, x_0)
     x_t = tensor_arg("x_t", x_t)
     x_0_hat = tensor_arg("x_0_hat", x_0_hat)
     checks.same_shape(x_0=x_0, x_t=x_t, x_0_hat=x_0_hat)
@@ -545,7 +557,7 @@ def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
 
 
 @register(58, 100)
-def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, levels=256):
+def vb_terms(schedule: Schedule, denoiser, x_0, *, levels, eps=None, generator=None):
     r"""All terms of the negative ELBO (eq. (58)) in one batched pass over t = 1..T.
 
     denoiser(x_t, t) -> x_0_hat is called ONCE on T * B inputs (x_t [T * B, ...], t [T * B],
@@ -558,6 +570,7 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, lev
     None for continuous data (Gaussian decoder density: the bound is then on log p in nats).
     """
     x_0 = tensor_arg("x_0", x_0)
+    _check_levels(levels, x_0)
     T, B = schedule.T, x_0.shape[0]
     if eps is None:
         eps = torch.randn((T, *x_0.shape), generator=generator, dtype=x_0.dtype, device=x_0.device)
@@ -579,7 +592,7 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, lev
 
 
 @register(58, 100)
-def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, eps=None, generator=None, levels=256):
+def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, levels, eps=None, generator=None):
     r"""The negative ELBO (eq. (58)) in bits per dimension, all t in one pass (`vb_terms`).
 
     (prior + sum_t L_t) / (D log 2), D = prod(x_0.shape[1:]); an upper bound on -log2 p(x_0)
@@ -592,9 +605,7 @@ def nll_bits_per_dim(schedule: Schedule, denoiser, x_0, *, eps=None, generator=N
 
 
 @register(58, 100)
-def training_loss(
-    schedule: Schedule, denoiser, x_0, *, t=None, eps=None, generator=None, levels=256
-):
+def training_loss(schedule: Schedule, denoiser, x_0, *, levels, t=None, eps=None, generator=None):
     r"""Unbiased one-t-per-sample estimate of the negative ELBO (eq. (58)), in nats per sample.
 
     t ~ U{1, ..., T} per sample (eq. (100) extended to include the reconstruction term at
@@ -604,6 +615,7 @@ def training_loss(
     Returns [B]; take .mean() for the batch loss.
     """
     x_0 = tensor_arg("x_0", x_0)
+    _check_levels(levels, x_0)
     B = x_0.shape[0]
     if t is None:
         t = torch.randint(1, schedule.T + 1, (B,), generator=generator, device=x_0.device)
