@@ -51,6 +51,16 @@ def _tilted_score_oracle(x, y, gamma, w, m, v):
     return g
 
 
+def _classifier_grad_oracle(x, y, w, m, v):
+    """grad_x log p(y | x) = grad_x [log p(x | y) + log p(y) - log p(x)] by autograd through
+    torch.distributions (class y is component y)."""
+    mix, comp = _torch_distributions_mixture(w, m, v)
+    x_ = x.detach().requires_grad_(True)
+    log_p_y_given_x = comp.log_prob(x_.unsqueeze(-2))[..., y] + torch.log(w[y]) - mix.log_prob(x_)
+    (g,) = torch.autograd.grad(log_p_y_given_x.sum(), x_)
+    return g
+
+
 times = st.floats(1e-3, 1.0)
 scales = st.floats(-2.0, 8.0)
 
@@ -84,10 +94,23 @@ def test_guidance_equals_score_of_tilted_density(device, gamma, y, t, seed):
     cfg = tim.cfg_score(score=score, score_cond=cond, guidance_scale=gamma)
     torch.testing.assert_close(cg, oracle, rtol=1e-9, atol=atol)
     torch.testing.assert_close(cfg, oracle, rtol=1e-9, atol=atol)
-    # eq. (167): the implicit classifier gradient is the analytic one
-    torch.testing.assert_close(
-        tim.implicit_classifier_grad(score_cond=cond, score=score), cls_grad, rtol=1e-9, atol=atol
+    # eq. (167): the implicit classifier gradient (conditional minus unconditional score, both
+    # analytic) is grad_x log p(y | x), by autograd of log p(x | y) + log p(y) - log p(x)
+    # through torch.distributions (no score formula involved)
+    cls_oracle = _classifier_grad_oracle(x, y, w, m, v)
+    atol_c = 1e-10 * (1 + cls_oracle.abs().max().item())
+    implicit = tim.implicit_classifier_grad(score_cond=cond, score=score)
+    torch.testing.assert_close(implicit, cls_oracle, rtol=1e-9, atol=atol_c)
+    torch.testing.assert_close(cls_grad, cls_oracle, rtol=1e-9, atol=atol_c)
+    implicit_ref = ref.implicit_classifier_grad(
+        score_cond=cond.cpu().numpy(), score=score.cpu().numpy()
     )
+    np.testing.assert_allclose(implicit_ref, cls_oracle.cpu().numpy(), rtol=1e-9, atol=atol_c)
+    # power: the reversed difference (score - score_cond) is rejected wherever the oracle is
+    # resolvably nonzero
+    big = cls_oracle.abs() > 1e3 * atol_c
+    if big.any():
+        assert not torch.allclose((-implicit)[big], cls_oracle[big], rtol=1e-9, atol=atol_c)
 
 
 @pytest.mark.eq(163, 164, 165)
