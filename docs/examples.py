@@ -86,3 +86,175 @@ FIGURES = {
         "samples at several classifier-free guidance scales",
     ),
 }
+
+
+# --- The PyTorch layer (docs/pytorch.md, written by docs/gen_pages.py) ---------------------
+# Each: (anchor, title, what it shows, code). Executed on every docs build and by
+# tests/test_docs.py; the page shows what each printed.
+TORCH_EXAMPLES = [
+    (
+        "posterior",
+        "The posterior q(x_{t-1} | x_t, x_0), eqs. (84)-(85)",
+        "A `Schedule` holds every coefficient of a noise schedule as a table indexed by the "
+        "paper's t (1..T), computed once in float64. `posterior_mean` and `posterior_var` "
+        "read them for a batch of time steps; the formula functions `mu_q` and `var_q` take "
+        "the same quantities as keyword arguments named as in the notation table, and agree.",
+        """\
+import torch
+from torch_impl import vdm
+
+torch.manual_seed(0)
+# DDPM's linear schedule, T = 1000, tables in float64: every coefficient by the paper's t
+s = vdm.linear_schedule(T=1000, dtype=torch.float64)
+t = torch.tensor([2, 10, 500, 1000])                # one time step per batch row
+x_t, x_0 = torch.randn(4, 3, dtype=torch.float64), torch.zeros(4, 3, dtype=torch.float64)
+
+mean = s.posterior_mean(x_t=x_t, x_0=x_0, t=t)      # mu_q(x_t, x_0), eq. (84)
+var = s.posterior_var(t, x_t)                       # sigma_q^2(t), eq. (85), shape [4, 1]
+
+# the same from the formulas, called with the paper's names
+a, ab, ab_prev = (s.gather(k, t, x_t) for k in ("alpha_t", "alpha_bar_t", "alpha_bar_prev"))
+print(torch.allclose(mean, vdm.mu_q(x_t=x_t, x_0=x_0, alpha_t=a, alpha_bar_t=ab,
+                                    alpha_bar_prev=ab_prev)))
+print(var.flatten())
+print(vdm.var_q(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=ab_prev).flatten())
+""",
+    ),
+    (
+        "elbo-bits-per-dim",
+        "The ELBO in bits per dimension, eq. (58), all T terms at once",
+        "`nll_bits_per_dim` evaluates the negative ELBO of eq. (58) for each sample with one "
+        "denoiser call on T x B inputs (no Python loop over t) and converts nats to bits per "
+        "dimension. On N(0, I) data both the true likelihood and the best denoiser are known "
+        "in closed form, so the bound can be seen to hold, and to be loose for a bad denoiser.",
+        """\
+import math
+
+import torch
+from torch_impl import vdm
+
+# Data x_0 ~ N(0, I) in 2 dimensions: its true -log2 p(x_0) is known, and so is the
+# best denoiser:
+# E[x_0 | x_t] = sqrt(alpha_bar_t) x_t (eq. (70) with Var x_0 = 1).
+torch.manual_seed(0)
+s = vdm.cosine_schedule(T=1000, dtype=torch.float64)
+x_0 = torch.randn(256, 2, dtype=torch.float64)
+
+
+def best(x_t, t):                                      # x_0_hat(x_t, t)
+    return s.gather("sqrt_alpha_bar_t", t, x_t) * x_t
+
+
+def lazy(x_t, t):                                      # predicts the mean, 0, always
+    return torch.zeros_like(x_t)
+
+
+# eq. (58) for every sample, all T terms in one batched call; levels=None: continuous data
+for name, denoiser in (("best", best), ("lazy", lazy)):
+    bpd = vdm.nll_bits_per_dim(s, denoiser, x_0, levels=None)
+    print(f"{name}: -ELBO = {bpd.mean():.3f} bits/dim")
+nll = (0.5 * x_0**2 + 0.5 * math.log(2 * math.pi)).mean() / math.log(2)  # exact, N(0, I)
+print(f"true -log2 p(x_0) = {nll:.3f} bits/dim: every bound lies above it")
+""",
+    ),
+    (
+        "training-loop",
+        "A training loop in 30 lines",
+        "A small network learns to predict the noise (DDPM's simple loss) on a 2-D mixture, "
+        "with nothing but `torch` and `torch_impl`: `Schedule.q_sample` draws x_t (eq. (69)), "
+        "`x_0_from_eps` turns the noise prediction into the x_0 prediction (eq. (115)) that "
+        "`nll_bits_per_dim` bounds. The -ELBO before and after training shows what was learnt "
+        "(`udm train` is the full version: checkpoints, sampling, figures).",
+        """\
+import torch
+from torch_impl import interpretations as I
+from torch_impl import vdm
+
+torch.manual_seed(0)
+# data: a 2-D mixture of four Gaussians; T = 100 steps of the cosine schedule
+centers = torch.tensor([[2.0, 2.0], [-2.0, 2.0], [2.0, -2.0], [-2.0, -2.0]])
+def data(n):
+    return centers[torch.randint(0, 4, (n,))] + 0.3 * torch.randn(n, 2)
+s = vdm.cosine_schedule(T=100)
+net = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 64),
+                          torch.nn.SiLU(), torch.nn.Linear(64, 2))
+def eps_hat(x_t, t):                                   # predicts the noise, eq. (130)
+    return net(torch.cat([x_t, (t.float() / s.T)[:, None]], dim=1))
+def x_0_hat(x_t, t):                                   # ... read as an x_0 prediction, eq. (115)
+    return I.x_0_from_eps(x_t=x_t, eps_hat=eps_hat(x_t, t), alpha_bar_t=s.gather("alpha_bar_t", t, x_t))
+
+x_test = data(500)
+print(f"before: -ELBO = {vdm.nll_bits_per_dim(s, x_0_hat, x_test, levels=None).mean():.2f} bits/dim")
+opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+for step in range(400):
+    x_0 = data(128)
+    t = torch.randint(1, s.T + 1, (128,))              # t ~ U{1..T}
+    eps = torch.randn_like(x_0)
+    x_t = s.q_sample(x_0=x_0, t=t, eps=eps)            # eq. (69)
+    loss = ((eps_hat(x_t, t) - eps) ** 2).mean()       # DDPM's simple loss, eq. (130) unweighted
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if step % 100 == 0:
+        print(f"step {step}: loss {loss.item():.3f}")
+with torch.no_grad():
+    print(f"after:  -ELBO = {vdm.nll_bits_per_dim(s, x_0_hat, x_test, levels=None).mean():.2f} bits/dim")
+""",
+    ),
+]
+
+# --- Writing a derivation (docs/derivation_tutorial.md) ------------------------------------
+# Cells run in order in one namespace; each: (text before it, code).
+TUTORIAL = [
+    (
+        "A derivation is a list of `Step`s. The first introduces an expression; each next "
+        "one is a new form of it together with the *rule* that licenses the move "
+        "(`derivations.core.RULES` lists them). `facts` are substitutions the checker may "
+        "use, such as eq. (70) one step back. `verify()` checks every step against the one "
+        "before it: a numeric probe at random rational points first, then a symbolic proof "
+        "(`expand`, `cancel`, `simplify`). Here it proves that the posterior's precision is "
+        "the sum of the two precisions it came from:",
+        """\
+import sympy as sp
+from derivations.core import Derivation, Step
+from derivations.symbols import alpha_bar_prev, alpha_bar_t, alpha_t
+
+# Claim: the posterior precision adds up, 1 / sigma_q^2(t) = alpha_t / (1 - alpha_t)
+# + 1 / (1 - alpha_bar_{t-1}), with sigma_q^2(t) of eq. (85).
+var_q = (1 - alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
+d = Derivation(
+    title="the posterior precision is a sum of precisions",
+    equations=(85,),
+    facts={alpha_bar_t: alpha_t * alpha_bar_prev},  # eq. (70), one step back
+    steps=[
+        Step(1 / var_q, "definition", "the inverse of eq. (85)"),
+        Step((1 - alpha_t * alpha_bar_prev) / ((1 - alpha_t) * (1 - alpha_bar_prev)),
+             "substitute", "alpha_bar_t = alpha_t alpha_bar_{t-1}"),
+        Step(alpha_t / (1 - alpha_t) + 1 / (1 - alpha_bar_prev), "algebra", "partial fractions"),
+    ],
+)
+for check in d.verify():
+    print(check.index, check.rule, check.detail)
+""",
+    ),
+    (
+        "Now a deliberate mistake in the last line. The numeric probe refutes it at once and "
+        "the error names the derivation, the step, its rule, by how much the two sides differ "
+        "and where:",
+        """\
+from derivations.core import DerivationError
+
+# The same derivation with a slip in the last line: 1 / alpha_bar_{t-1} for 1 / (1 - alpha_bar_{t-1})
+wrong = Derivation(
+    title="the posterior precision, with a slip",
+    equations=(85,),
+    facts=d.facts,
+    steps=[*d.steps[:2], Step(alpha_t / (1 - alpha_t) + 1 / alpha_bar_prev, "algebra")],
+)
+try:
+    wrong.verify()
+except DerivationError as error:
+    print(error)
+""",
+    ),
+]
