@@ -59,10 +59,12 @@ def _copy_mathjax(app, exc):
 
 
 def _docstring_as_text(app, what, name, obj, options, lines):
-    """Show our docstrings as written: they are plain text with pseudo-math (x_{t-1},
+    """Show hand-written docstrings as written: plain text with pseudo-math (x_{t-1},
     N(a_t x_t + c_t, var_theta), q(x_t | x_0)) that reStructuredText would misread."""
     if not name.startswith(("reference.", "torch_impl.", "derivations.")) or not lines:
         return
+    if name.startswith("reference._generated."):
+        return  # written by derivations/codegen.py as reStructuredText, with real math
     text = [line.rstrip() for line in lines]
     while text and not text[-1]:
         text.pop()

@@ -97,13 +97,14 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
 
     module, name = path.rsplit(".", 1)
     d = getattr(importlib.import_module(module), name)()
-    family = f" (on {d.family})" if d.family else ""
+    family = f" (on `{d.family}`)" if d.family else ""
     body = []
     for i, s in enumerate(d.steps):
         rel = "" if i == 0 else s.latex_relation()
-        label = rf"\quad ({s.eq})" if s.eq else ""
-        rule = rf"&& \text{{[{s.rule}]}}"
-        body.append(pretty_tex(rf"&{rel} {tex(s.expr)} {label} {rule} \\"))
+        # rule and paper number on the left, where they stay visible however long the line
+        label = f"({s.eq}) " if s.eq else ""
+        rule = rf"\text{{{label}[{s.rule}]}} \quad"
+        body.append(pretty_tex(rf"{rule} &{rel} {tex(s.expr)} \\"))
     tex_lines = [r"\begin{aligned}", *body, r"\end{aligned}"]
     longest, total = max(len(b) for b in body), sum(len(b) for b in body)
     rules = ", ".join(dict.fromkeys(s.rule for s in d.steps))

@@ -83,3 +83,11 @@ def test_pretty_tex_and_citation_links():
     linked = gen_sections.link_citations("see eqs. (84), (85) and eq. (999)")
     assert "{ref}`eqs. (84) <eq-84>`" in linked and "{ref}`(85) <eq-85>`" in linked
     assert "eq. (999)" in linked  # not an equation of the paper: left as text
+
+
+def test_example_code_fits_its_box():
+    """76 characters: the width of a code box at 1280 px; wider lines were cut off."""
+    codes = list(examples.EXAMPLES.values())
+    codes += [e[3] for e in examples.TORCH_EXAMPLES] + [c for _, c in examples.TUTORIAL]
+    wide = [line for code in codes for line in code.splitlines() if len(line) > 76]
+    assert not wide, wide
