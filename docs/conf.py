@@ -63,8 +63,10 @@ def _docstring_as_text(app, what, name, obj, options, lines):
     N(a_t x_t + c_t, var_theta), q(x_t | x_0)) that reStructuredText would misread."""
     if not name.startswith(("reference.", "torch_impl.", "derivations.")) or not lines:
         return
-    if name.startswith("reference._generated."):
-        return  # written by derivations/codegen.py as reStructuredText, with real math
+    if name.startswith("reference._generated.") or any(
+        ":math:" in line or ".. math::" in line for line in lines
+    ):
+        return  # written as reStructuredText with real math (e.g. by derivations/codegen.py)
     text = [line.rstrip() for line in lines]
     while text and not text[-1]:
         text.pop()

@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 
 from examples import TORCH_EXAMPLES, TUTORIAL
-from gen_sections import link_citations
+from gen_sections import link_citations, output_block
 
 from udm import notation
 
@@ -59,10 +59,7 @@ def _code_and_output(code: str, printed: str) -> list[str]:
         "",
         "prints",
         "",
-        "```text",
-        printed.rstrip(),
-        "```",
-        "",
+        *output_block(printed),
     ]
 
 

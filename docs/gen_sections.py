@@ -193,6 +193,11 @@ def run_example(code: str) -> str:
     return buffer.getvalue()
 
 
+def output_block(printed: str) -> list[str]:
+    """What an example printed: a text block that wraps (class `output`, docs/_static/udm.css)."""
+    return ["```{code-block} text", ":class: output", "", printed.rstrip(), "```", ""]
+
+
 def worked_example(section: str) -> list[str]:
     if section not in EXAMPLES:
         return []
@@ -206,10 +211,7 @@ def worked_example(section: str) -> list[str]:
         "",
         "prints",
         "",
-        "```text",
-        run_example(code).rstrip(),
-        "```",
-        "",
+        *output_block(run_example(code)),
     ]
 
 
