@@ -37,12 +37,12 @@ ROWS: list[tuple[str, str, str]] = [
     (
         r"\alpha_t",
         "`alpha_t`",
-        "forward coefficient: q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, (1 - alpha_t) I)",
+        r"forward coefficient: $q(x_t \mid x_{t-1}) = \mathcal{N}(\sqrt{\alpha_t}\, x_{t-1}, (1 - \alpha_t) I)$",
     ),
     (
         r"\bar\alpha_t, \bar\alpha_{t-1}",
         "`alpha_bar_t`, `alpha_bar_prev`",
-        "product of alpha_1 .. alpha_t (and of alpha_1 .. alpha_{t-1})",
+        r"$\bar\alpha_t = \prod_{i=1}^{t} \alpha_i$, and $\bar\alpha_{t-1}$ one step earlier",
     ),
     (
         r"\beta_t = 1 - \alpha_t",
@@ -53,12 +53,12 @@ ROWS: list[tuple[str, str, str]] = [
     (
         r"\mu_q(x_t, x_0), \sigma_q^2(t)",
         "`mu_q`, `var_q` (`log_var_q`)",
-        "mean and variance of the posterior q(x_{t-1} | x_t, x_0)",
+        r"mean and variance of the posterior $q(x_{t-1} \mid x_t, x_0)$",
     ),
     (
         r"\mu_\theta(x_t, t), \sigma^2",
         "`mu_theta`, `var_theta`",
-        "mean and variance of the learned p_theta(x_{t-1} | x_t)",
+        r"mean and variance of the learned $p_\theta(x_{t-1} \mid x_t)$",
     ),
     (r"\hat x_\theta(x_t, t)", "`x_0_hat`", "the predicted clean sample"),
     (r"\hat\epsilon_\theta(x_t, t)", "`eps_hat`", "the predicted noise"),
@@ -70,12 +70,12 @@ ROWS: list[tuple[str, str, str]] = [
     (
         r"\mathrm{SNR}(t)",
         "`snr`, `snr_t`, `snr_s`",
-        "signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t)",
+        r"signal-to-noise ratio $\bar\alpha_t / (1 - \bar\alpha_t)$",
     ),
     (
         r"\omega_\eta(t)",
         "`omega`",
-        "the monotone network of a learned schedule: SNR(t) = exp(-omega(t))",
+        r"the monotone network of a learned schedule: $\mathrm{SNR}(t) = \exp(-\omega_\eta(t))$",
     ),
     (r"\log \mathrm{SNR}", "`log_snr`", "the parameter preferred inside numerical code"),
     (
@@ -120,7 +120,7 @@ ROWS: list[tuple[str, str, str]] = [
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", r"\|")
+    return text.replace("|", r"\|")  # a table's column separator; math uses \mid
 
 
 def markdown() -> str:
