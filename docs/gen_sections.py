@@ -108,7 +108,7 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
     tex_lines = [r"\begin{aligned}", *body, r"\end{aligned}"]
     longest, total = max(len(b) for b in body), sum(len(b) for b in body)
     rules = ", ".join(dict.fromkeys(s.rule for s in d.steps))
-    head = f"Derivation `{path}`: {d.title}{family}. Rules: {rules}."
+    head = f"Derivation `{path}`: {link_citations(d.title)}{family}. Rules: {rules}."
     if longest > LONG_LINE or total > LONG_TOTAL:
         summary = (
             f"Show the machine's {len(d.steps)} lines (SymPy's expanded forms, up to "
