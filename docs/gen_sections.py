@@ -118,6 +118,20 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
     return [head, "", *_math_block(tex_lines)]
 
 
+SHOWN_TESTS = 5  # the rest of an equation's tests are listed collapsed
+
+
+def _more_tests(tests: list[str]) -> list[str]:
+    if not tests:
+        return []
+    items = "".join(f"<li><code>{html.escape(t)}</code></li>" for t in tests)
+    return [
+        f'<details class="tests"><summary>{len(tests)} more tests</summary>'
+        f"<ul>{items}</ul></details>",
+        "",
+    ]
+
+
 def _ordered_tests(section: str, tests: list[str], index) -> list[str]:
     """The most direct tests first: those of this section's test file, then those that check
     the fewest equations."""
@@ -181,7 +195,8 @@ def render(section: str) -> str:
         if record.tests:
             tests = _ordered_tests(section, record.tests, index)
             lines += ["Tests (the most direct first):", ""]
-            lines += [f"- `{t}`" for t in tests] + [""]
+            lines += [f"- `{t}`" for t in tests[:SHOWN_TESTS]] + [""]
+            lines += _more_tests(tests[SHOWN_TESTS:])
     return "\n".join(lines)
 
 
