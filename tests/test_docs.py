@@ -91,3 +91,13 @@ def test_example_code_fits_its_box():
     codes += [e[3] for e in examples.TORCH_EXAMPLES] + [c for _, c in examples.TUTORIAL]
     wide = [line for code in codes for line in code.splitlines() if len(line) > 76]
     assert not wide, wide
+
+
+def test_landing_page_gives_readmes_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    for command in (
+        "pip install torch==2.13.0 -e . && udm verify",
+        "pip install torch==2.13.0 -e '.[test]' && python -m pytest",
+    ):
+        assert command in readme and command in index
