@@ -1,38 +1,165 @@
 """Write docs/sections/<section>.md from the registry: one page per paper section.
 
-Each equation: its LaTeX (from the catalog), role, status, the derivation steps rendered
-from the SymPy objects, the implementing functions (autodoc) and the tests that check it.
+Each equation: an anchor (`#eq-85`), its LaTeX (from the catalog), role, status, the
+derivation steps rendered from the SymPy objects, the implementing functions (autodoc, with
+[source] links from sphinx.ext.viewcode) and the tests that check it, the most direct first.
+
+Presentation only: long displays scroll inside their own box (docs/_static/udm.css) and
+derivations with very long machine lines are shown collapsed in a <details> element, so no
+page is wider than the window.
 """
 
 from __future__ import annotations
 
 import contextlib
+import html
 import importlib
 import io
+import re
 from pathlib import Path
 
 from examples import EXAMPLES, FIGURES
 
 from udm import catalog, registry
 
+# A derivation whose LaTeX is longer than this (characters, longest line or all lines
+# together) is shown collapsed: SymPy's expanded forms run to thousands of characters.
+LONG_LINE, LONG_TOTAL = 300, 2500
 
-def _derivation_md(path: str, shown: set[str]) -> list[str]:
+
+def anchor(n: int) -> str:
+    """The label (and HTML id) of equation n: `eq-85`."""
+    return f"eq-{n}"
+
+
+def eq_ref(n: int, text: str | None = None) -> str:
+    """A MyST cross-reference to equation n, on whichever page it is."""
+    return f"{{ref}}`{text or f'eq. ({n})'} <{anchor(n)}>`"
+
+
+_EQ_CITE = re.compile(r"\b(eqs?\.) \((\d+)\)((?:(?:,| and|-) \(\d+\))*)")
+
+
+def link_citations(text: str) -> str:
+    """Turn `eq. (84)` / `eqs. (84), (85)` in prose into links to the equations' anchors."""
+    known = set(catalog.load())
+
+    def one(m: re.Match) -> str:
+        def link(num: str, shown: str) -> str:
+            return eq_ref(int(num), shown) if int(num) in known else shown
+
+        head = link(m.group(2), f"{m.group(1)} ({m.group(2)})")
+        rest = re.sub(r"\((\d+)\)", lambda k: link(k.group(1), f"({k.group(1)})"), m.group(3))
+        return head + rest
+
+    return _EQ_CITE.sub(one, text)
+
+
+_VAR = re.compile(r"(?<![\\A-Za-z])var_\{([^{}]*)\}")
+
+
+def pretty_tex(latex: str) -> str:
+    """Typeset names the symbol table leaves as words: var_{theta 1} -> sigma^2_{theta,1}."""
+
+    def var(m: re.Match) -> str:
+        sub = re.sub(r"(\\[A-Za-z]+) (\w+)", r"\1,\\mathrm{\2}", m.group(1))
+        return rf"\sigma^2_{{{sub}}}"
+
+    return _VAR.sub(var, latex)
+
+
+def _math_block(tex_lines: list[str]) -> list[str]:
+    return ["$$", *tex_lines, "$$", ""]
+
+
+def _collapsed(summary: str, tex_lines: list[str]) -> list[str]:
+    """A <details> element holding one display (raw HTML: MathJax typesets class="math")."""
+    body = html.escape("\n".join(tex_lines), quote=False)
+    return [
+        '<details class="derivation">',
+        f"<summary>{summary}</summary>",
+        '<div class="math notranslate nohighlight">',
+        "\\[",
+        body,
+        "\\]",
+        "</div>",
+        "</details>",
+        "",
+    ]
+
+
+def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
     if path in shown:
-        return [f"Derivation: see `{path}` above.", ""]
-    shown.add(path)
+        first = shown[path]
+        return [f"Derivation: `{path}`, shown under {eq_ref(first)} above.", ""]
+    shown[path] = n
     from derivations.symbols import tex
 
     module, name = path.rsplit(".", 1)
     d = getattr(importlib.import_module(module), name)()
-    family = f" (on {d.family})" if d.family else ""
-    lines = [f"Derivation `{path}`: {d.title}{family}", "", "$$", r"\begin{aligned}"]
+    family = f" (on `{d.family}`)" if d.family else ""
+    body = []
     for i, s in enumerate(d.steps):
         rel = "" if i == 0 else s.latex_relation()
-        label = rf"\quad ({s.eq})" if s.eq else ""
-        rule = rf"&& \text{{[{s.rule}]}}"
-        lines.append(rf"&{rel} {tex(s.expr)} {label} {rule} \\")
-    lines += [r"\end{aligned}", "$$", ""]
-    return lines
+        # rule and paper number on the left, where they stay visible however long the line
+        label = f"({s.eq}) " if s.eq else ""
+        rule = rf"\text{{{label}[{s.rule}]}} \quad"
+        body.append(pretty_tex(rf"{rule} &{rel} {tex(s.expr)} \\"))
+    tex_lines = [r"\begin{aligned}", *body, r"\end{aligned}"]
+    longest, total = max(len(b) for b in body), sum(len(b) for b in body)
+    rules = ", ".join(dict.fromkeys(s.rule for s in d.steps))
+    head = f"Derivation `{path}`: {link_citations(d.title)}{family}. Rules: {rules}."
+    if longest > LONG_LINE or total > LONG_TOTAL:
+        summary = (
+            f"Show the machine's {len(d.steps)} lines (SymPy's expanded forms, up to "
+            f"{longest:,} characters of LaTeX a line; the box scrolls sideways)"
+        )
+        return [head, "", *_collapsed(summary, tex_lines)]
+    return [head, "", *_math_block(tex_lines)]
+
+
+SHOWN_TESTS = 5  # the rest of an equation's tests are listed collapsed
+
+
+def _more_tests(tests: list[str]) -> list[str]:
+    if not tests:
+        return []
+    items = "".join(f"<li><code>{html.escape(t)}</code></li>" for t in tests)
+    return [
+        f'<details class="tests"><summary>{len(tests)} more tests</summary>'
+        f"<ul>{items}</ul></details>",
+        "",
+    ]
+
+
+def _ordered_tests(section: str, tests: list[str], index) -> list[str]:
+    """The most direct tests first: those of this section's test file, then those that check
+    the fewest equations."""
+    width: dict[str, int] = {}
+    for record in index.values():
+        for t in record.tests:
+            width[t] = width.get(t, 0) + 1
+    own = f"tests/test_{section}.py::"
+    return sorted(tests, key=lambda t: (not t.startswith(own), width.get(t, 0)))
+
+
+def first_listings() -> dict[str, int]:
+    """Implementation path -> the equation under which it is described in full (the first
+    that lists it, in the paper's order); later equations link there."""
+    index, out = registry.index(), {}
+    for section in catalog.SECTIONS:
+        for n in catalog.numbers_in(section):
+            for layer in ("reference", "torch_impl"):
+                for impl in index[n].implementations[layer]:
+                    out.setdefault(impl.path, n)
+    return out
+
+
+def _implementation_md(path: str, section: str, n: int, first: dict[str, int]) -> list[str]:
+    """The signature, docstring and [source] link, once; elsewhere a link to that entry."""
+    if first.get(path, n) != n:
+        return [f"- {{py:obj}}`{path}`: described under {eq_ref(first[path])}.", ""]
+    return ["```{eval-rst}", f".. autofunction:: {path}", "```", ""]
 
 
 def render(section: str) -> str:
@@ -48,32 +175,28 @@ def render(section: str) -> str:
     if section in FIGURES:
         name, caption = FIGURES[section]
         lines += [f"![{caption}](../_static/{name})", "", f"*{caption}.*", ""]
-    shown: set[str] = set()
+    shown: dict[str, int] = {}
+    first = first_listings()
     for n in catalog.numbers_in(section):
         eq, record = catalog.get(n), index[n]
         lines += [
+            f"({anchor(n)})=",
             f"## Eq. ({n})",
             "",
-            "$$",
-            eq.latex,
-            "$$",
-            "",
-            f"*{eq.role}* ({eq.kind}). Status: **{record.status}**.",
+            *_math_block([eq.latex]),
+            f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}**.",
             "",
         ]
         for impl in record.implementations["derivations"]:
-            lines += _derivation_md(impl.path, shown)
+            lines += _derivation_md(impl.path, shown, n)
         for layer in ("reference", "torch_impl"):
             for impl in record.implementations[layer]:
-                lines += [
-                    "```{eval-rst}",
-                    f".. autofunction:: {impl.path}",
-                    "   :no-index:",
-                    "```",
-                    "",
-                ]
+                lines += _implementation_md(impl.path, section, n, first)
         if record.tests:
-            lines += ["Tests:", ""] + [f"- `{t}`" for t in record.tests] + [""]
+            tests = _ordered_tests(section, record.tests, index)
+            lines += ["Tests (the most direct first):", ""]
+            lines += [f"- `{t}`" for t in tests[:SHOWN_TESTS]] + [""]
+            lines += _more_tests(tests[SHOWN_TESTS:])
     return "\n".join(lines)
 
 
@@ -83,6 +206,11 @@ def run_example(code: str) -> str:
     with contextlib.redirect_stdout(buffer):
         exec(code, {})
     return buffer.getvalue()
+
+
+def output_block(printed: str) -> list[str]:
+    """What an example printed: a text block that wraps (class `output`, docs/_static/udm.css)."""
+    return ["```{code-block} text", ":class: output", "", printed.rstrip(), "```", ""]
 
 
 def worked_example(section: str) -> list[str]:
@@ -98,10 +226,7 @@ def worked_example(section: str) -> list[str]:
         "",
         "prints",
         "",
-        "```text",
-        run_example(code).rstrip(),
-        "```",
-        "",
+        *output_block(run_example(code)),
     ]
 
 

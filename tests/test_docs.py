@@ -29,3 +29,75 @@ def test_section_page_lists_every_equation(section):
 def test_figures_exist():
     for name, _ in examples.FIGURES.values():
         assert (Path(gen_sections.__file__).parent / "_static" / name).is_file()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_notation_page_is_generated_from_the_one_table():
+    """docs/notation.md is udm/notation.py rendered (docs/conf.py rewrites it on a build)."""
+    from udm import notation
+
+    page = (ROOT / "docs" / "notation.md").read_text(encoding="utf-8")
+    assert page == notation.markdown(), "run the docs build (or gen_pages.write_all) and commit"
+    for _, names, _ in notation.ROWS:
+        assert names in page
+
+
+def test_readme_links_the_notation_inside_the_repository():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "docs/notation.md" in readme
+    assert "shared/NOTATION" not in readme
+
+
+@pytest.mark.parametrize("anchor", [e[0] for e in examples.TORCH_EXAMPLES])
+def test_pytorch_examples_run(anchor):
+    import gen_pages
+
+    (code,) = [e[3] for e in examples.TORCH_EXAMPLES if e[0] == anchor]
+    (printed,) = gen_pages.run_cells([code])
+    assert printed.strip()
+
+
+def test_derivation_tutorial_right_then_wrong():
+    import gen_pages
+
+    right, wrong = gen_pages.run_cells([code for _, code in examples.TUTORIAL])
+    assert "2 algebra proved by" in right
+    assert "step 2 [algebra] differs by" in wrong
+
+
+def test_section_pages_anchor_every_equation_and_link_repeats():
+    pages = {s: gen_sections.render(s) for s in catalog.SECTIONS}
+    for section, page in pages.items():
+        for n in catalog.numbers_in(section):
+            assert f"(eq-{n})=\n## Eq. ({n})" in page
+        assert "see `" not in page  # repeats are links, not "see ... above"
+    assert "<details" in pages["vdm"]  # the very long machine lines are collapsed
+
+
+def test_pretty_tex_and_citation_links():
+    assert gen_sections.pretty_tex(r"var_{\theta 1} + var_{q2}") == (
+        r"\sigma^2_{\theta,\mathrm{1}} + \sigma^2_{q2}"
+    )
+    linked = gen_sections.link_citations("see eqs. (84), (85) and eq. (999)")
+    assert "{ref}`eqs. (84) <eq-84>`" in linked and "{ref}`(85) <eq-85>`" in linked
+    assert "eq. (999)" in linked  # not an equation of the paper: left as text
+
+
+def test_example_code_fits_its_box():
+    """76 characters: the width of a code box at 1280 px; wider lines were cut off."""
+    codes = list(examples.EXAMPLES.values())
+    codes += [e[3] for e in examples.TORCH_EXAMPLES] + [c for _, c in examples.TUTORIAL]
+    wide = [line for code in codes for line in code.splitlines() if len(line) > 76]
+    assert not wide, wide
+
+
+def test_landing_page_gives_readmes_two_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    index = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    for command in (
+        "pip install torch==2.13.0 -e . && udm verify",
+        "pip install torch==2.13.0 -e '.[test]' && python -m pytest",
+    ):
+        assert command in readme and command in index
