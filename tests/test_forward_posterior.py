@@ -506,7 +506,7 @@ P[75] = [
 ]
 P[76] = [
     (
-        "alpha_t for alpha_t^2 ... 1 - alpha_t in the quadratic",
+        "alpha_t dropped from the quadratic term",
         lambda y, xt, x0, a, ab, abp: (
             -0.5
             * (

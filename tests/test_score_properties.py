@@ -187,10 +187,15 @@ def test_mixture_score_vs_autograd_of_torch_distributions(mix):
     (want,) = torch.autograd.grad(_td_mixture(w, means, variances).log_prob(xt).sum(), xt)
     want = want.numpy()
     var = _full_var(means, variances)
-    # each score is sum_k r_k (x - mu_k) / v_k: ULPS of max_k |x - mu_k| / v_k (the
-    # responsibilities are rounded softmaxes, relative error a few ulps each)
+    # each score is sum_k r_k (x - mu_k) / v_k: ULPS of max_k |x - mu_k| / v_k, times
+    # (1 + L): the responsibilities r are a softmax of logits of magnitude up to L, each
+    # rounded to ulps of L, so r carries a relative error ~ L ulps; 1e-300 for subnormals
     scale = (np.abs(x[:, None, :]) + np.abs(means)) / var
-    bound = ULPS * EPS64 * scale.max(1)
+    big_l = np.abs(np.log(w)) + (
+        (np.abs(x[:, None, :]) + np.abs(means)) ** 2 / (2 * var)
+        + np.abs(0.5 * np.log(2 * np.pi * var))
+    ).sum(-1)
+    bound = ULPS * EPS64 * scale.max(1) * (1 + big_l.max(1))[:, None] + 1e-300
     got_ref = ref.gaussian_mixture_score(x=x, weights=w, means=means, variances=variances)
     got_t = tim.gaussian_mixture_score(
         x=_t(x), weights=_t(w), means=_t(means), variances=_t(variances)
@@ -277,6 +282,7 @@ def test_langevin_step_is_an_euler_maruyama_step(shape, step_size, data):
     got_ref = ref.langevin_step(x=x, score=s, step_size=step_size, eps=e)
     got_t = tim.langevin_step(x=_t(x), score=_t(s), step_size=step_size, eps=_t(e)).numpy()
     bound = 8 * EPS64 * (np.abs(x) + np.abs(s * step_size) + np.abs(math.sqrt(2 * step_size) * e))
+    bound = bound + 1e-300  # subnormal inputs carry no relative precision
     assert np.all(np.abs(got_ref - want) <= bound)
     assert np.all(np.abs(got_t - want) <= bound)
 
@@ -369,3 +375,32 @@ def test_probability_flow_torch_matches_reference_over_the_domain(x, t_end, n_st
         t_end=t_end,
     ).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.eq(159, 160, 161)
+@given(
+    mix=mixtures(),
+    t=st.one_of(st.floats(1e-4, 1.0), st.sampled_from([1e-4, 1.0])),
+)
+def test_vp_mixture_score_vs_autograd_of_the_perturbed_density(mix, t):
+    """torch's exact score of p_t vs autograd of MixtureSameFamily built here: each component
+    N(mu, v) becomes N(sqrt(ab) mu, ab v + 1 - ab), ab = exp(-int_0^t beta) by quadrature."""
+    w, means, variances, x = mix
+    ab = math.exp(-integrate.quad(lambda s: 0.1 + s * 19.9, 0, t, epsabs=0, epsrel=1e-13)[0])
+    var = _full_var(means, variances)
+    pm, pv = math.sqrt(ab) * means, ab * var + (1 - ab)
+    xt = _t(x).requires_grad_(True)
+    (want,) = torch.autograd.grad(_td_mixture(w, pm, pv).log_prob(xt).sum(), xt)
+    want = want.numpy()
+    got = tim.vp_mixture_score(
+        x=_t(x), t=_t(t), weights=_t(w), means=_t(means), variances=_t(variances)
+    ).numpy()
+    # as for the mixture score, plus the quadrature: 1e-13 relative in int beta (<= 10.05)
+    # is <= 1e-12 relative in ab and the perturbed parameters, times the logit magnitude
+    scale = (np.abs(x[:, None, :]) + np.abs(pm)) / pv
+    big_l = np.abs(np.log(w)) + (
+        (np.abs(x[:, None, :]) + np.abs(pm)) ** 2 / (2 * pv) + np.abs(0.5 * np.log(2 * np.pi * pv))
+    ).sum(-1)
+    rel = ULPS * EPS64 + 1e-12
+    bound = rel * scale.max(1) * (1 + big_l.max(1))[:, None] + 1e-300
+    assert np.all(np.abs(got - want) <= bound), (got, want, bound)
