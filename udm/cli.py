@@ -15,7 +15,7 @@ import click
 
 from udm import catalog, registry
 from udm.model import limits
-from udm.model.config import FLOAT_RANGES, INT_RANGES, check_schedule, defaults
+from udm.model.config import FLOAT_RANGES, INT_RANGES, defaults
 
 
 def _fail(message: str) -> None:
@@ -295,12 +295,14 @@ def _plot_formats() -> dict[str, str]:
     return Figure().canvas.get_supported_filetypes()
 
 
-def _check_plot_path(plot: str, option: str = "--plot") -> None:
-    """The figure path's folder exists and is writable, and matplotlib knows its extension."""
+def _check_plot_path(plot: str, option: str = "--plot") -> bool:
+    """The figure path's folder exists and is writable, and matplotlib knows its extension.
+    False (with a note on stderr) when matplotlib, an optional dependency, is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        _fail(f"{option} needs matplotlib (optional: pip install matplotlib)")
+        click.echo(f"udm: {option} needs matplotlib (optional; pip install matplotlib)", err=True)
+        return False
     formats = _plot_formats()
     path = Path(plot)
     ext = path.suffix.lower().lstrip(".")
@@ -316,6 +318,7 @@ def _check_plot_path(plot: str, option: str = "--plot") -> None:
         _fail(f"{option} {plot} is a folder; give a file name such as schedule.png")
     if not os.access(folder, os.W_OK | os.X_OK):
         _fail(f"{option} {plot}: no permission to write in {folder}")
+    return True
 
 
 @main.command("schedule")
@@ -350,14 +353,14 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
     need = T * limits.SCHEDULE_BYTES_PER_T
     if not 1 <= T <= limits.MAX_T:
         extra = f" (it would need about {limits.human(need)}, {need} bytes)" if T > 0 else ""
-        _fail(f"--T must lie in 1..{limits.MAX_T}, got {T}{extra}")
+        _fail(f"--T must be an int >= 1, at most {limits.MAX_T}, got {T}{extra}")
     problem = limits.memory_problem(need)
     if problem:
         _fail(f"--T {T}: {problem}; lower --T")
     if name == "cosine" and (beta_start is not None or beta_end is not None):
         _fail("--beta-start and --beta-end apply to linear and scaled-linear, not cosine")
-    if plot:
-        _check_plot_path(plot)
+    if plot and not _check_plot_path(plot):
+        plot = None  # no matplotlib: the table, without the figure
 
     import torch  # lazily: `udm eq` must stay fast
 
@@ -371,10 +374,6 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
             beta_end=beta_end,
             dtype=getattr(torch, dtype),
         )
-    except ValueError as err:
-        _fail(str(err))
-    try:
-        check_schedule(name, T, dtype, "--T")
     except ValueError as err:
         _fail(str(err))
     columns = {"t": list(range(1, sched.T + 1))}

@@ -109,7 +109,7 @@ class Config:
             if not lo <= value <= hi:
                 extra = ""
                 if key == "T" and value > hi:  # the schedule's coefficients alone need this
-                    need = value * limits.SCHEDULE_BYTES_PER_T
+                    need = value * limits.MODEL_SCHEDULE_BYTES_PER_T
                     extra = f" (it would need about {limits.human(need)}, {need} bytes)"
                 raise ValueError(f"{self.name(key)} must lie in {lo}..{hi}, got {value}{extra}")
         if self.width is not None and self.width % 2:
@@ -372,7 +372,7 @@ def check_writable_folder(folder: str | Path, label: str = "--out") -> None:
             pass
     except OSError as err:
         raise ValueError(
-            f"{label} {folder}: cannot write in {parent} ({err.strerror or err})"
+            f"{label} {folder}: {parent} is not writable ({err.strerror or err})"
         ) from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{label} {folder}: no permission to write in {parent}")
