@@ -712,7 +712,7 @@ def test_udm_schedule_text_plot_and_errors(tmp_path):
     assert result.exit_code == 0 and len(result.output.strip().splitlines()) == 4
     assert result.output.split()[:6] == ["t", "alpha_t", "alpha_bar_t", "var_q", "snr", "log_snr"]
     bad = CliRunner().invoke(udm_main, ["schedule", "linear", "--T", "0"])
-    assert bad.exit_code == 2 and "--T must lie in 1.." in bad.output
+    assert bad.exit_code == 2 and "T must be an int >= 1" in bad.output
     bad = CliRunner().invoke(udm_main, ["schedule", "quadratic"])
     assert bad.exit_code == 2
     png = tmp_path / "s.png"
