@@ -282,9 +282,9 @@ CASES = [
         ("--steps", "1..20"),
     ),
     (
-        "sample-steps-with-ancestral",
-        lambda t, r: ("sample", r["plain"], "--steps", "5"),
-        ("--steps", "ddim"),
+        "sample-ancestral-steps-above-T",
+        lambda t, r: ("sample", r["plain"], "--steps", "21"),
+        ("--steps", "1..20"),
     ),
     (
         "sample-label-on-unconditional",

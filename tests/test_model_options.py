@@ -177,14 +177,16 @@ def _exact_mixture_x_0(schedule):
 
 @pytest.mark.eq(84, 85, 115)
 @pytest.mark.statistical
-@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
-def test_samplers_with_the_exact_denoiser_draw_the_mixture(sampler, one_thread):
-    """README's setting (mixture, cosine, T = 100; DDIM on 50 steps). With the exact x_0
-    predictor both samplers draw the data: the mean log-density of 2000 samples lies within
-    0.2 nats of that of 2000 fresh data points (SE of the difference about 0.03; measured:
-    DDIM 0.04, ancestral 0.11, since with T = 100 a Gaussian reverse step of variance var_q is
-    not the exact reverse process), while a predictor scaled by 1.1 is off by 3.5 (DDIM) and
-    8.6 (ancestral) nats. So the sampler is the math; the streaks of a trained eps model under
+@pytest.mark.parametrize(
+    ("sampler", "steps"), [("ancestral", None), ("ancestral", 50), ("ddim", 50)]
+)
+def test_samplers_with_the_exact_denoiser_draw_the_mixture(sampler, steps, one_thread):
+    """README's setting (mixture, cosine, T = 100; 50 grid steps or all 100). With the exact
+    x_0 predictor the samplers draw the data: the mean log-density of 2000 samples lies within
+    0.25 nats of that of 2000 fresh data points (SE of the difference about 0.03; measured:
+    DDIM 0.04, ancestral 0.11 on 100 steps and 0.16 on the respaced 50, since a Gaussian
+    reverse step of variance var_q is not the exact reverse process), while a predictor scaled
+    by 1.1 is off by 3.5 (DDIM) to 8.6 (ancestral) nats. So the sampler is the math; the streaks of a trained eps model under
     DDIM come from its error at t = T, amplified there (README, "DDIM and the first step")."""
     model, _ = _model("x0", "simple", schedule="cosine", T=100, data="mixture")
     fresh = data.load("mixture", 2000, seed=11).x.double().numpy()
@@ -194,11 +196,11 @@ def test_samplers_with_the_exact_denoiser_draw_the_mixture(sampler, one_thread):
     for scale in (1.0, 1.1):
         model.raw = lambda x_t, t, y=None, s=scale: s * exact(x_t, t)
         x = model.sample(
-            2000, sampler=sampler, steps=50, generator=torch.Generator().manual_seed(5)
+            2000, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(5)
         ).double()
         assert torch.isfinite(x).all()
         gaps.append(abs(data.mixture_log_prob(x.numpy()).mean() - want))
-    assert gaps[0] < 0.2 < 1.0 < gaps[1], gaps
+    assert gaps[0] < 0.25 < 1.0 < gaps[1], gaps
 
 
 @pytest.mark.slow

@@ -628,8 +628,9 @@ def elbo(checkpoint_path, n, batch, seed, device, as_json) -> None:
 @click.option(
     "--steps",
     type=click.IntRange(1, limits.MAX_T),
-    help="DDIM steps, 1..T (default min(T, 100)); learned schedule: grid steps (1000 / 100 "
-    "DDIM). The discrete ancestral sampler always runs all T steps.",
+    help="Steps on an evenly spaced grid of t, 1..T: DDIM default min(T, 100), ancestral "
+    "default all T (fewer: the respaced chain, q(x_s | x_t, x_0_hat) between grid levels); "
+    "learned schedule: default 1000 ancestral / 100 DDIM.",
 )
 @click.option(
     "--label", type=click.IntRange(0, None), help="Class label, 0..classes-1 (conditional models)."
@@ -654,11 +655,6 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
     config, info = _open_checkpoint(checkpoint_path, device)
     learned = config.schedule == "learned"
     if steps is not None and not learned:
-        if sampler == "ancestral":
-            _fail(
-                f"--steps applies to --sampler ddim; the ancestral sampler of this model runs "
-                f"all T = {config.T} steps"
-            )
         if steps > config.T:
             _fail(f"--steps must lie in 1..{config.T} (this model's T), got {steps}")
     if label is not None:
