@@ -342,3 +342,20 @@ def test_training_step_makes_no_host_sync_with_checks_off(schedule, weighting, o
     assert counts[False][0] == 0, counts[False]
     if weighting == "elbo":  # its entry point validates t and x_0 (the simple loss has none)
         assert counts[True][0] > 0
+
+
+@pytest.mark.slow
+def test_a_diverged_run_is_refused_and_writes_no_checkpoint(tmp_path, monkeypatch, one_thread):
+    """An optimizer step that leaves an infinite weight (as a too-large --lr does): train says
+    so, naming --lr, and writes no model.pt that every later command would refuse."""
+
+    class Diverging(torch.optim.Adam):
+        def step(self, closure=None):
+            super().step(closure)
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(math.inf)
+
+    monkeypatch.setattr(trainer.torch.optim, "Adam", Diverging)
+    with pytest.raises(ValueError, match=r"diverged.*--lr"):
+        _train(tmp_path, data="mixture", steps=2)
+    assert not (tmp_path / "run" / "model.pt").exists()

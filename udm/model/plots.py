@@ -63,7 +63,8 @@ def elbo_terms_figure(
     since the reconstruction term of continuous data is a log-density and may be negative."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), gridspec_kw={"width_ratios": [2, 1]})
     left.plot(t, per_t)
-    left.set_yscale("log")
+    if len(per_t) and (per_t > 0).all():
+        left.set_yscale("log")
     left.set_xlabel("t" if not continuous else "t (continuous time, in [0, 1])")
     left.set_ylabel(
         "denoising KL L_t, t >= 2 (nats / dim)"

@@ -133,6 +133,12 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
         if config.plot and rank == 0 and step % snap_every == 0:
             snapshots.append((step, _snapshot(model, ema, dataset, device, dtype)))
     bar.close()
+    bad = [name for name, p in model.named_parameters() if not bool(p.isfinite().all())]
+    if bad:  # a diverged run: never write weights that every later command would refuse
+        raise ValueError(
+            f"training diverged: non-finite weights after step {step} ({bad[0]}, ...); "
+            f"try a smaller --lr than {config.lr}"
+        )
     if rank == 0:
         checkpoint.save(
             ckpt_path,
