@@ -86,9 +86,9 @@ def _fake(module: str, doc: str | None):
         ((85,), None, "reference.x", "Posterior variance.", r"must cite eq\. \(85\)"),
         ((84, 85), None, "reference.x", "eq. (84)", r"must cite eq\. \(85\)"),
         ((85,), None, "tests.x", "eq. (85)", "only derivations"),
-        ((85,), "symbolic", "reference.x", "eq. (85)", "only derivations declare"),
-        ((85,), None, "derivations.x", "eq. (85)", "must declare status"),
-        ((85,), "proven", "derivations.x", "eq. (85)", "not one of"),
+        # statuses are computed by `udm verify`, never declared
+        ((85,), "symbolic", "reference.x", "eq. (85)", "computed by `udm verify`"),
+        ((85,), "symbolic", "derivations.x", "eq. (85)", "computed by `udm verify`"),
     ],
 )
 def test_register_refuses(eqs, status, module, doc, message):
