@@ -58,7 +58,20 @@ def render(section: str) -> str:
             eq.latex,
             "$$",
             "",
-            f"*{eq.role}* ({eq.kind}). Status: **{record.status}**.",
+        ]
+        if eq.erratum:  # the corrected statement beside the paper's line
+            lines += [
+                "Erratum (the status is for this corrected statement):",
+                "",
+                "$$",
+                eq.erratum["statement"],
+                "$$",
+                "",
+                f"*{eq.erratum['reason']}.*",
+                "",
+            ]
+        lines += [
+            f"*{eq.role}* ({eq.kind}). Status: **{record.status}** ({record.why}).",
             "",
         ]
         for impl in record.implementations["derivations"]:
