@@ -12,7 +12,9 @@ Every step's expression is checked against the previous one by the machine:
 * `jensen` (the paper's ">="): prev - next equals the gap, and the gap is proved >= 0:
   either it is a `KL` built here from two Gaussians whose covariances are proved positive
   definite (Gibbs' inequality), or SymPy proves it nonnegative from the symbols' assumptions.
-* a `definition` step may only open a chain (it proves nothing).
+* a `definition` step may only open a chain (it proves nothing); a line labelled with the
+  paper's number must use the paper's relation where the paper's line opens with one
+  (`=`, `\\geq`, `\\propto`): a `=` step cannot be the paper's `>=` line.
 
 Facts are lemmas: each `Fact` substitutes symbol = value in every line and names why that
 is allowed (an equation or derivation that proves it, a catalog definition, a private
@@ -312,7 +314,9 @@ class Derivation:
     """A chain of steps proving `equations`, optionally on a concrete `family`.
 
     `facts` is a sequence of `Fact`s (see `lemma`, `definition`, `abbreviation`,
-    `square_roots`); a plain dict is accepted only to be refused by `check`.
+    `square_roots`); a plain dict is accepted only to be refused by `check`. `claims` are
+    equations whose statement is the whole chain: its first line, related to its last
+    (e.g. log p(x) >= ELBO when the chain starts at log p(x) and ends at the ELBO).
     """
 
     title: str
@@ -322,6 +326,7 @@ class Derivation:
     family: str | None = None
     results: tuple[ClosedForm, ...] = ()
     seed: int = 0
+    claims: tuple[int, ...] = ()
 
     @property
     def fact_list(self) -> list:
@@ -335,7 +340,7 @@ class Derivation:
 
     @property
     def lines(self) -> set[int]:
-        return {s.eq for s in self.steps if s.eq}
+        return {s.eq for s in self.steps if s.eq} | set(self.claims)
 
     def check(self) -> list[StepCheck]:
         """Check the facts and every step against its predecessor; never raises."""
@@ -350,6 +355,12 @@ class Derivation:
                 ok, detail = True, "first line"
             elif step.rule == "definition":
                 ok, detail = False, "a definition step may only open a chain (it proves nothing)"
+            elif step.eq and _paper_relation(step.eq) not in (None, step.relation):
+                paper = _paper_relation(step.eq)
+                ok, detail = (
+                    False,
+                    f"the paper's line ({step.eq}) is '{paper}', this step '{step.relation}'",
+                )
             else:
                 ok, detail = _check_step(self.steps[i - 1].expr, step, facts, rng)
             out.append(StepCheck(i, step.eq, step.rule, ok, detail, time.perf_counter() - start))
@@ -390,6 +401,14 @@ class Derivation:
             if not c.ok:
                 raise DerivationError(f"{self.title}: {where(c)} [{c.rule}] {c.detail}")
         return checks
+
+
+def _paper_relation(n: int) -> str | None:
+    """The relation a continuation line of the paper opens with ('=', geq, propto), if any."""
+    from udm import catalog
+
+    latex = catalog.get(n).latex.strip() if n in catalog.load() else ""
+    return next((r for r in (r"\geq", r"\propto", "=") if latex.startswith(r)), None)
 
 
 def where(c: StepCheck) -> str:

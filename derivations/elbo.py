@@ -210,7 +210,13 @@ def elbo_by_jensen() -> Derivation:
     whose gap is KL(q(z | x) || p(z | x)) in closed form, hence >= 0.
     """
     steps = [
-        Step(log_integral_exp(log_joint, z), "definition", "log int p(x, z) dz", eq=5),
+        Step(log_evidence_expr, "definition", "log p(x): the paper's left side, in closed form"),
+        Step(
+            log_integral_exp(log_joint, z),
+            "complete_square",
+            "log int p(x, z) dz (eq. (1)): a Gaussian integral in z",
+            eq=5,
+        ),
         Step(
             log_integral_exp(log_joint + log_q - log_q, z),
             "algebra",
@@ -231,7 +237,9 @@ def elbo_by_jensen() -> Derivation:
             gap=posterior_kl,
         ),
     ]
-    return Derivation("the ELBO by Jensen's inequality", (4, 5, 6, 7, 8), steps, family=FAMILY)
+    return Derivation(
+        "the ELBO by Jensen's inequality", (4, 5, 6, 7, 8), steps, family=FAMILY, claims=(4,)
+    )
 
 
 @register(15, 16)
@@ -333,7 +341,6 @@ def elbo_tight_at_posterior() -> Derivation:
             log_evidence_expr,
             "algebra",
             "q(z | x) = p(z | x): m = w (x - b) / (w^2 + s^2), v = s^2 / (w^2 + s^2)",
-            eq=16,
         ),
     ]
     return Derivation(
@@ -363,7 +370,6 @@ def elbo_stationary_only_at_posterior() -> Derivation:
             ),
             "differentiate",
             "zero iff m = mu_post and v = var_post",
-            eq=16,
         ),
     ]
     return Derivation(

@@ -288,7 +288,9 @@ def hvae_elbo_markov() -> Derivation:
             "E over q(z_2 | z_1)",
             over=(z_2, a_2 * z_1 + c_2, var_q2),
         ),
-        Step(elbo_expr, "expectation", "E over q(z_1 | x)", over=(z_1, mean_q1, var_q1), eq=28),
+        Step(
+            elbo_expr, "expectation", "E over q(z_1 | x)", over=(z_1, mean_q1, var_q1), name="elbo"
+        ),
     ]
     results = (
         ClosedForm(
@@ -299,7 +301,7 @@ def hvae_elbo_markov() -> Derivation:
             DOMAINS,
             "ELBO of the two-level linear-Gaussian Markovian HVAE",
             lhs=r"\mathbb{E}_{q(z_{1:2}|x)}\left[\log\frac{p(x, z_{1:2})}{q(z_{1:2}|x)}\right]",
-            line=28,
+            line="elbo",
         ),
     )
     return Derivation(

@@ -11,6 +11,8 @@ number for matching predictions.
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from derivations.core import (
@@ -147,6 +149,16 @@ def eps_from_forward_sample() -> Derivation:
     )
 
 
+@functools.cache
+def _completed_mean():
+    """The mean of q(x_{t-1} | x_t, x_0): the square of eq. (72)'s exponent completed (cached)."""
+    xp = sp.Symbol("x_{t-1}", real=True)
+    exponent = -((x_t - sp.sqrt(a) * xp) ** 2) / (2 * (1 - a)) - (xp - sp.sqrt(abp) * x_0) ** 2 / (
+        2 * (1 - abp)
+    )
+    return complete_square(exponent, xp)[0]
+
+
 def _mean_in_terms_of(kind: str):
     """Steps of eqs. (116)-(124) (kind='eps') or (134)-(142) (kind='score')."""
     sa = sp.sqrt(a)
@@ -159,7 +171,10 @@ def _mean_in_terms_of(kind: str):
     x0_expr = (x_t + noise_term) / sqrt_ab
     last = x_t / sa + (1 - a) / (sa * (1 - ab)) * noise_term
     base = [
-        Step(_mu_q(x_0), "definition", "posterior mean of q(x_{t-1} | x_t, x_0)", eq=n0),
+        Step(
+            _completed_mean(), "definition", "the mean of q(x_{t-1} | x_t, x_0), square completed"
+        ),
+        Step(_mu_q(x_0), "complete_square", "the paper's posterior mean", eq=n0),
         Step(
             _mu_q(x0_expr),
             "substitute",
@@ -586,6 +601,32 @@ def eps_from_conditional_score() -> Derivation:
     )
     return Derivation(
         "eps from the conditional score", (151,), steps, facts=(FORWARD_SAMPLE,), results=results
+    )
+
+
+@register(149, 150, 151)
+def marginal_noise_tweedie() -> Derivation:
+    """The marginal-score reading of eqs. (149)-(151), proved on Gaussian data: Tweedie.
+
+    For x_0 ~ N(mean, var) the score of the marginal p(x_t) is not -eps / sqrt(1 - alpha_bar_t)
+    sample by sample; what holds is E[eps | x_t] = -sqrt(1 - alpha_bar_t) grad log p(x_t),
+    with E[x_0 | x_t] by completing the square (as in `tweedie_gaussian`).
+    """
+    c = ab * var + 1 - ab
+    score_xt = sp.diff(log_normal_pdf(x_t, sqrt_ab * mean, c), x_t)
+    log_joint = log_normal_pdf(x_t, sqrt_ab * x_0, 1 - ab) + log_normal_pdf(x_0, mean, var)
+    post_mean, _, _ = complete_square(log_joint, x_0)
+    steps = [
+        Step(
+            (x_t - sqrt_ab * post_mean) / sqrt_1m, "definition", "E[eps | x_t], eps from eq. (115)"
+        ),
+        Step(-sqrt_1m * score_xt, "algebra", "-sqrt(1 - alpha_bar_t) grad log p(x_t)"),
+    ]
+    return Derivation(
+        "Tweedie for the noise: the marginal score",
+        (149, 150, 151),
+        steps,
+        family="Gaussian data x_0 ~ N(mean, var)",
     )
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, gaussian_law
+from derivations.core import ClosedForm, Derivation, Step, definition, gaussian_law
 from derivations.symbols import eps, mean, score_hat, sigma, step_size, var
 from udm import register
 
 x = sp.Symbol("x", real=True)
 Z = sp.Symbol("Z_theta", positive=True)
 f = sp.Function("f_theta")
+p_theta = sp.Function("p_theta", positive=True)  # a density
 # Gaussian families: data N(mean, var); a linear score model s(x) = a x + b
 a, b = sp.symbols("a b", real=True)
 xi = sp.Symbol("xi", real=True)  # a second independent standard normal
@@ -37,7 +38,13 @@ def energy_score() -> Derivation:
     a generic differentiable real f (its value and derivative are free real symbols).
     """
     steps = [
-        Step(sp.Derivative(sp.log(sp.exp(-f(x)) / Z), x), "definition", "eq. (152)", eq=153),
+        Step(sp.Derivative(sp.log(p_theta(x)), x), "definition", "the score of p_theta"),
+        Step(
+            sp.Derivative(sp.log(sp.exp(-f(x)) / Z), x),
+            "substitute",
+            "p_theta(x) = exp(-f_theta(x)) / Z_theta (eq. (152))",
+            eq=153,
+        ),
         Step(
             sp.Derivative(sp.log(1 / Z), x) + sp.Derivative(sp.log(sp.exp(-f(x))), x),
             "log_rules",
@@ -46,7 +53,12 @@ def energy_score() -> Derivation:
         ),
         Step(-sp.Derivative(f(x), x), "differentiate", "Z_theta is constant in x", eq=155),
     ]
-    return Derivation("score of an energy-based model", (152, 153, 154, 155), steps)
+    return Derivation(
+        "score of an energy-based model",
+        (152, 153, 154, 155),
+        steps,
+        facts=(definition(p_theta(x), sp.exp(-f(x)) / Z, 152),),
+    )
 
 
 @register(156)

@@ -227,4 +227,7 @@ def monte_carlo_objective() -> Derivation:
             eq=19,
         ),
     ]
-    return Derivation("the Monte Carlo VAE objective is unbiased", (22,), steps, family=FAMILY)
+    # eq. (22) as corrected (with 1/L), its "approx" read as "unbiased": the whole chain
+    return Derivation(
+        "the Monte Carlo VAE objective is unbiased", (22,), steps, family=FAMILY, claims=(22,)
+    )

@@ -659,6 +659,7 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
         "the diffusion ELBO bounds log p(x_0)",
         (34, 35, 36, 37, 47),
         steps,
+        claims=(47,),  # log p(x) >= ELBO: from the first line to the last
         family=ELBO_FAMILY.replace("{T}", str(T)),
         facts=_sqrt_facts(ch.al[1:]),
     )
@@ -900,10 +901,11 @@ def forward_two_steps() -> Derivation:
     x_prev = sp.sqrt(a1) * x_t_minus_2 + sp.sqrt(1 - a1) * eps_prev  # eq. (60)
     noise = (eps_t, eps_prev)
     steps = [
+        Step(x_t, "definition", "the sample x_t"),
         Step(
             sp.sqrt(a) * x_t_minus_1 + sp.sqrt(1 - a) * eps_t,
-            "definition",
-            "one forward step, reparameterized",
+            "reparameterize",
+            "one forward step (eq. (31)), reparameterized as in eq. (59)",
             eq=61,
         ),
         Step(
@@ -943,8 +945,35 @@ def forward_two_steps() -> Derivation:
         "two forward steps are one Gaussian step",
         (59, 60, 61, 62, 63, 64, 65, 66),
         steps,
-        facts=(definition(x_t_minus_1, x_prev, 31),),
+        facts=(
+            definition(x_t_minus_1, x_prev, 31),
+            definition(x_t, sp.sqrt(a) * x_t_minus_1 + sp.sqrt(1 - a) * eps_t, 31),
+        ),
     )
+
+
+def _step_law(x_from, alpha, n: int) -> Derivation:
+    """The reparameterized step x = sqrt(alpha) x_from + sqrt(1 - alpha) eps has the law of
+    q(x | x_from) = N(sqrt(alpha) x_from, 1 - alpha) (eq. (31)): line n."""
+    e = sp.Symbol("epsilon", real=True)
+    law = gaussian_law(sp.sqrt(alpha) * x_from + sp.sqrt(1 - alpha) * e, (e,))
+    steps = [
+        Step(sp.Tuple(*law), "definition", "(mean, variance) of the reparameterized sample"),
+        Step(sp.Tuple(sp.sqrt(alpha) * x_from, 1 - alpha), "algebra", "those of eq. (31)", eq=n),
+    ]
+    return Derivation(f"the reparameterized step of eq. ({n})", (n,), steps)
+
+
+@register(59)
+def forward_step_sample() -> Derivation:
+    """x_t = sqrt(alpha_t) x_{t-1} + sqrt(1 - alpha_t) eps is a draw of q(x_t | x_{t-1}), eq. (59)."""
+    return _step_law(sp.Symbol("x_{t-1}", real=True), alpha_t, 59)
+
+
+@register(60)
+def previous_step_sample() -> Derivation:
+    """x_{t-1} = sqrt(alpha_{t-1}) x_{t-2} + sqrt(1 - alpha_{t-1}) eps, eq. (60): the step before."""
+    return _step_law(x_t_minus_2, alpha_t_minus_1, 60)
 
 
 def _forward_marginal_results():
@@ -1346,7 +1375,6 @@ def posterior_complete_square() -> Derivation:
             -((x - mean) ** 2) / (2 * _VAR_Q_EXPR) + mean**2 / (2 * _VAR_Q_EXPR),
             "complete_square",
             "x^2 - 2 mu x = (x - mu)^2 - mu^2: mean mu_q (eq. (84)), variance sigma_q^2 (eq. (85))",
-            eq=84,
         ),
     ]
     return Derivation(
@@ -1476,9 +1504,14 @@ def x_0_objective() -> Derivation:
     coef = sp.sqrt(abp) * (1 - a) / (1 - ab)
     steps = [
         Step(
-            (mu_theta - mu_q) ** 2 / (2 * var_q),
+            KL.normal(mu_q, var_q, mu_theta, var_q).expr,
             "definition",
-            "the matched-variance KL (eq. (92)) per coordinate",
+            "KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)), equal variances, per coordinate",
+        ),
+        Step(
+            (mu_theta - mu_q) ** 2 / (2 * var_q),
+            "gaussian_kl",
+            "the matched-variance KL (eq. (92))",
             eq=95,
         ),
         Step(
@@ -1539,6 +1572,21 @@ def x_0_objective() -> Derivation:
         ),
         results=results,
     )
+
+
+@register(93)
+def posterior_mean() -> Derivation:
+    """mu_q(x_t, x_0), eq. (93): the mean of the square completed in x_{t-1} (eq. (72))."""
+    a, abp, x = alpha_t, alpha_bar_prev, x_prev
+    exponent = -((x_t - sp.sqrt(a) * x) ** 2) / (2 * (1 - a)) - (x - sp.sqrt(abp) * x_0) ** 2 / (
+        2 * (1 - abp)
+    )
+    mean_, _, _ = complete_square(exponent, x)
+    steps = [
+        Step(mean_, "definition", "the mean of the completed square"),
+        Step(_mu_q_expr(x_0), "complete_square", "as the paper writes it", eq=93),
+    ]
+    return Derivation("the forward posterior's mean", (93,), steps, facts=(ALPHA_BAR,))
 
 
 @register(94)

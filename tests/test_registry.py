@@ -208,7 +208,9 @@ def test_errata_are_data_shown_by_udm_eq_and_coverage():
     assert {n for n, e in catalog.load().items() if e.erratum} == ERRATA
     for n in ERRATA:
         erratum = catalog.get(n).erratum
-        assert set(erratum) == {"statement", "reason"} and erratum["statement"] != catalog.get(n).latex
+        assert (
+            set(erratum) == {"statement", "reason"} and erratum["statement"] != catalog.get(n).latex
+        )
         obj = json.loads(CliRunner().invoke(main, ["eq", str(n), "--json", "--no-steps"]).output)
         assert obj["erratum"] == erratum
         text = CliRunner().invoke(main, ["eq", str(n), "--no-steps"]).output

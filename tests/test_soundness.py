@@ -11,6 +11,9 @@ import sympy as sp
 
 from derivations.core import (
     KL,
+    PLAIN_ALGEBRA,
+    RULES,
+    SPECIAL_RULES,
     ClosedForm,
     Derivation,
     DerivationError,
@@ -18,6 +21,7 @@ from derivations.core import (
     abbreviation,
     definition,
     lemma,
+    square_roots,
 )
 from derivations.symbols import alpha_t, x_0
 
@@ -50,6 +54,14 @@ CASES = {
         _chain(Step(y, "substitute"), facts=(abbreviation(x_0, y),)),
         r"facts \[fact\].*only a private symbol",
     ),
+    "lemma from nowhere": (
+        _chain(Step(y, "substitute"), facts=(lemma(x, y, "somewhere.else"),)),
+        r"facts \[fact\].*must be a derivation's dotted path",
+    ),
+    "square root of a real symbol": (
+        _chain(Step(x, "algebra"), facts=square_roots([x])),
+        r"facts \[fact\].*needs alpha > 0",
+    ),
     # inequalities: a gap that is not >= 0 in general
     "jensen gap x + 3": (
         _chain(Step(-3 + x - x - 3 + 3, "jensen", gap=x + 3)),
@@ -67,6 +79,11 @@ CASES = {
     "definition mid-chain": (
         _chain(Step(y, "definition", eq=85)),
         r"eq\. \(85\) \[definition\] a definition step may only open a chain",
+    ),
+    # an equality labelled as the paper's ">=" line (eq. (8) opens with \geq)
+    "= step as the paper's >= line": (
+        _chain(Step(x + 0, "algebra", eq=8)),
+        r"eq\. \(8\) \[algebra\] the paper's line \(8\) is '\\geq', this step '='",
     ),
     # generic functions carry no hidden positivity
     "sqrt(f^2) = f": (
@@ -107,13 +124,18 @@ CASES = {
             "false",
             (85,),
             [Step(x, "definition"), Step(2 * x - x, "algebra", eq=85)],
-            results=(ClosedForm("c", (85,), x * (1 + sp.Rational(1, 1000)), ("x",), {}, "", line=85),),
+            results=(
+                ClosedForm("c", (85,), x * (1 + sp.Rational(1, 1000)), ("x",), {}, "", line=85),
+            ),
         ),
         r"closed form \[closed_form\] closed form c = line 85 fails",
     ),
     "closed form naming no line": (
         Derivation(
-            "false", (85,), [Step(x, "definition")], results=(ClosedForm("c", (85,), x, ("x",), {}, ""),)
+            "false",
+            (85,),
+            [Step(x, "definition")],
+            results=(ClosedForm("c", (85,), x, ("x",), {}, ""),),
         ),
         r"closed form \[closed_form\].*names no derivation line",
     ),
@@ -144,3 +166,9 @@ def test_a_licensed_fact_and_a_kl_gap_are_accepted():
     Derivation("kl", (4,), [Step(x + kl.expr, "definition"), Step(x, "jensen", gap=kl)]).verify()
     square = Derivation("sq", (4,), [Step(x**2 + 1, "definition"), Step(1, "jensen", gap=x**2)])
     square.verify()  # x^2 >= 0 is proved by SymPy from x real
+
+
+def test_every_rule_is_a_check_of_its_own_or_labelled_plain_algebra():
+    for rule, meaning in RULES.items():
+        own = rule in SPECIAL_RULES or rule == "differentiate"
+        assert own or (rule in PLAIN_ALGEBRA and "checked as plain algebra" in meaning), rule

@@ -15,7 +15,10 @@ x, y = sp.symbols("x y", real=True)
 
 
 def _statuses(*derivations):
-    built = {f"derivations.fake.d{i}": (d, d.check() + d.check_results()) for i, d in enumerate(derivations)}
+    built = {
+        f"derivations.fake.d{i}": (d, d.check() + d.check_results())
+        for i, d in enumerate(derivations)
+    }
     return status.compute(built)
 
 
@@ -70,3 +73,10 @@ def test_every_interface_shows_the_computed_status():
 
     for row in verify.run(section="guidance"):
         assert row.status == computed[row.number]
+
+
+def test_readme_quotes_the_counts_udm_coverage_prints():
+    readme = (registry.repo_root() / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split("$ udm coverage\n", 1)[1].split("```", 1)[0]
+    printed = CliRunner().invoke(main, ["coverage"]).output
+    assert quoted.strip() == printed.strip()

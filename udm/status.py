@@ -2,8 +2,8 @@
 
 An equation N is
 
-* `symbolic` when a line numbered N (not a chain's first line) is reached by steps that were
-  each proved, in a derivation with no concrete family whose facts are all licensed and
+* `symbolic` when a line numbered N (not a chain's first line; or the last line of a chain
+  whose whole statement is N, `Derivation.claims`) is reached by steps that were each proved, in a derivation with no concrete family whose facts are all licensed and
   whose lemmas are themselves proved (recursively, by the same rule);
 * `instance` when the same holds on a declared family (the family is named in `why`);
 * `definition` when the catalog's kind is definition (and something implements it);
@@ -78,7 +78,9 @@ def compute(built: dict | None = None) -> dict[int, dict]:
         else:
             for path, (d, checks) in built.items():
                 for i, step in enumerate(d.steps):
-                    if step.eq != n or i == 0:
+                    # a line numbered n, or the last line of a chain that claims n as a whole
+                    claimed = n in d.claims and i == len(d.steps) - 1
+                    if (step.eq != n and not claimed) or i == 0:
                         continue
                     upto = [c for c in checks if c.index in (-1, *range(i + 1))]
                     if not all(c.ok for c in upto):

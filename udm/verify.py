@@ -72,13 +72,14 @@ def verify_section(
 
     rows: dict[int, Row] = {}
     rng = random.Random(0)
-    fresh = codegen.render(section)
+    derivations = codegen.derivations_of(section)
+    fresh = codegen.render(section, derivations)
     stale = None
     if fresh is not None:
         path = codegen.GENERATED_DIR / f"{section}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != fresh:
             stale = f"reference/_generated/{section}.py is out of date: run `udm generate`"
-    for source, derivation in codegen.derivations_of(section):
+    for source, derivation in derivations:
         eqs = [n for n in derivation.equations if wanted is None or n in wanted]
         eqs += [
             n
