@@ -65,9 +65,12 @@ def _function_source(source: str, cf: ClosedForm) -> str:
     )
 
 
-def render(section: str) -> str | None:
-    """Source text of reference/_generated/<section>.py, or None if nothing to generate."""
-    forms = closed_forms(section)
+def render(section: str, built: list | None = None) -> str | None:
+    """Source text of reference/_generated/<section>.py, or None if nothing to generate.
+
+    `built` is derivations_of(section) when the caller has it already (saves rebuilding)."""
+    built = derivations_of(section) if built is None else built
+    forms = [(path, cf) for path, d in built for cf in d.results]
     if not forms:
         return None
     names = [cf.name for _, cf in forms]

@@ -3,13 +3,24 @@
 Every step's expression is checked against the previous one by the machine:
 
 * equality rules (`algebra`, `bayes`, `complete_square`, ...): `prev == next` after the
-  derivation's `facts` (substitutions such as alpha_bar_t = alpha_t * alpha_bar_prev) are
-  applied. First a numeric probe at random points of the symbols' domains (fast, catches
-  most wrong steps and reports where), then a symbolic proof (`expand`, `cancel`, then
-  `simplify`). A step is accepted only when the symbolic proof succeeds.
+  derivation's `facts` are applied. First a numeric probe at random points of the symbols'
+  domains (fast, catches most wrong steps and reports where), then a symbolic proof
+  (`expand`, `cancel`, then `simplify`). A step is accepted only when the symbolic proof
+  succeeds: a probe may refute, never accept. Most of these rule names are labels for the
+  reader (plain algebra, see PLAIN_ALGEBRA); `differentiate` carries out derivatives first.
 * `proportional` (the paper's "propto"): prev / next does not depend on `wrt`.
-* `jensen` (the paper's ">="): prev - next equals the given `gap`, and the gap is a KL
-  divergence in closed form, hence >= 0 (Gibbs); the gap is also probed numerically.
+* `jensen` (the paper's ">="): prev - next equals the gap, and the gap is proved >= 0:
+  either it is a `KL` built here from two Gaussians whose covariances are proved positive
+  definite (Gibbs' inequality), or SymPy proves it nonnegative from the symbols' assumptions.
+* a `definition` step may only open a chain (it proves nothing); a line labelled with the
+  paper's number must use the paper's relation where the paper's line opens with one
+  (`=`, `\\geq`, `\\propto`): a `=` step cannot be the paper's `>=` line.
+
+Facts are lemmas: each `Fact` substitutes symbol = value in every line and names why that
+is allowed (an equation or derivation that proves it, a catalog definition, a private
+abbreviation, or the engine's own change of variables alpha = r^2). A bare dict entry, or a
+lemma proved by a line of the same derivation, is refused. See `udm.status` for how the
+status of an equation is computed from what was checked here.
 
 Expectations are never integrated: on linear-Gaussian families every log-density is a
 quadratic, so `expect_normal` takes expectations of polynomials by their moments.
@@ -27,7 +38,7 @@ from derivations.symbols import tex
 
 # rule -> what licenses the step (shown by `udm eq`, checked as described above)
 RULES = {
-    "definition": "introduces the expression; nothing to check",
+    "definition": "introduces the expression (first line only); nothing to check",
     "algebra": "algebraic rearrangement (expand, collect, cancel)",
     "substitute": "substitute an equal expression (a definition or an earlier result)",
     "bayes": "Bayes' rule, with the family's closed-form densities",
@@ -43,8 +54,8 @@ RULES = {
     "complete_square": "complete the square in the exponent",
     "gaussian_kl": "closed-form KL divergence between Gaussians",
     "proportional": "equal up to a factor that does not depend on the variable",
-    "jensen": "Jensen's inequality: the gap is a KL divergence, hence >= 0",
-    "differentiate": "differentiate (the gradient of a constant vanishes)",
+    "jensen": "Jensen's inequality: the gap is an engine-built KL (Gibbs) or proved >= 0",
+    "differentiate": "carry out the derivatives (doit), then prove the two sides equal",
     "evaluate": "evaluate a finite sum or integral in closed form (doit, or induction)",
     "limit": "the limit as wrt -> oo (SymPy's Gruntz algorithm)",
     "joint_expectation": (
@@ -64,6 +75,11 @@ SPECIAL_RULES = {
     "joint_expectation",
 }
 EQUALITY_RULES = set(RULES) - SPECIAL_RULES
+# Equality rules whose name only tells the reader why the step holds: the machine checks
+# each of them as plain algebra (prev == next after the facts), nothing rule-specific.
+PLAIN_ALGEBRA = EQUALITY_RULES - {"differentiate"}
+for _rule in PLAIN_ALGEBRA:
+    RULES[_rule] += " [checked as plain algebra: prev == next]"
 
 
 class DerivationError(AssertionError):
@@ -82,6 +98,7 @@ class Step:
     wrt: sp.Symbol | None = None  # proportional: the variable of the density
     noise: tuple = ()  # sum_gaussians: independent standard normal symbols
     over: tuple | None = None  # expectation: (x, mean, var), x ~ N(mean, var)
+    name: str = ""  # a label for an unnumbered line that a ClosedForm comes from
 
     def __post_init__(self):
         if self.rule not in RULES:
@@ -112,6 +129,10 @@ class ClosedForm:
 
     `args` are the NOTATION names of the function's keyword arguments, in order; `domains`
     maps each to 'real', 'positive', 'unit' (0 < v <= 1) or 'open_unit' (0 < v < 1).
+    `line` names the derivation line the form comes from (its equation number, a step's
+    `name`, or "last"); `component` picks one entry of a tuple line; `rename` maps the line's symbols
+    to the function's (e.g. eps -> eps_hat: the same formula applied to a prediction).
+    `udm verify` proves expr == that line (after the derivation's facts).
     """
 
     name: str
@@ -121,11 +142,14 @@ class ClosedForm:
     domains: dict[str, str]
     summary: str
     lhs: str = ""  # LaTeX of the left-hand side, for the docstring
+    line: int | str | None = None
+    component: int | None = None
+    rename: dict = field(default_factory=dict)
 
 
 @dataclass
 class StepCheck:
-    index: int
+    index: int  # -1: the derivation's facts; -2: a closed form
     eq: int | None
     rule: str
     ok: bool
@@ -133,39 +157,267 @@ class StepCheck:
     seconds: float
 
 
+# --- facts: every substitution names why it is allowed ------------------------------------
+
+FACT_KINDS = {
+    "lemma": "proved elsewhere: `by` is an equation number or a derivation's dotted path",
+    "definition": "the catalog definition `by` (an equation whose kind is definition)",
+    "abbreviation": "a private name for an expression (not a paper symbol)",
+    "square_root": "change of variables alpha = r^2, r > 0 (alpha > 0): loses no generality",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """symbol = value, substituted into every line; `kind` and `by` say why that is allowed."""
+
+    symbol: sp.Basic
+    value: sp.Expr
+    kind: str
+    by: int | str | None = None
+
+
+def lemma(symbol, value, by: int | str) -> Fact:
+    """symbol = value as proved by equation `by` (int) or the derivation at dotted path `by`."""
+    return Fact(symbol, value, "lemma", by)
+
+
+def definition(symbol, value, eq: int) -> Fact:
+    """symbol = value as the paper defines it in equation `eq` (catalog kind: definition)."""
+    return Fact(symbol, value, "definition", eq)
+
+
+def abbreviation(symbol, value) -> Fact:
+    """A private symbol standing for `value` (never one of the paper's symbols)."""
+    return Fact(symbol, value, "abbreviation")
+
+
+def square_roots(alphas) -> tuple[Fact, ...]:
+    """alpha = r^2 with a fresh r > 0 for each positive alpha: the checker then meets
+    rational functions instead of sqrt(alpha) (the same identities, proved much faster by
+    `cancel`). Every alpha > 0 is such a square, so nothing is lost."""
+    return tuple(
+        Fact(al, sp.Symbol(f"sqrt_{al.name}", positive=True) ** 2, "square_root") for al in alphas
+    )
+
+
+def _paper_symbols() -> set:
+    from derivations import symbols
+
+    every = {v for v in vars(symbols).values() if isinstance(v, sp.Symbol)}
+    return every - symbols.BEYOND_PAPER
+
+
+def fact_problems(facts, lines: set[int], steps) -> list[str]:
+    """Why each fact may not be used (empty when all are licensed)."""
+    from udm import catalog
+
+    problems = []
+    known = catalog.load()
+    used = set()
+    for s in steps:
+        for c in _components(s.expr):
+            used |= sp.sympify(c).free_symbols
+    for f in facts:
+        if not isinstance(f, Fact):
+            problems.append(f"fact {f!r} names no proof (use lemma/definition/abbreviation)")
+            continue
+        what = f"fact {f.symbol} = {f.value} ({f.kind}"
+        what += f" by {f.by})" if f.by is not None else ")"
+        if f.kind == "lemma":
+            if isinstance(f.by, bool) or not isinstance(f.by, (int, str)) or f.by in ("", None):
+                problems.append(f"{what}: a lemma names the equation or derivation proving it")
+            elif isinstance(f.by, int) and f.by not in known:
+                problems.append(f"{what}: no equation {f.by} in the catalog")
+            elif isinstance(f.by, int) and f.by in lines:
+                problems.append(f"{what}: restates eq. ({f.by}), a line of this derivation")
+            elif isinstance(f.by, str) and not f.by.startswith("derivations."):
+                problems.append(f"{what}: `by` must be a derivation's dotted path")
+        elif f.kind == "definition":
+            # a definition proves nothing, so using it is never circular
+            if f.by not in known or known[f.by].kind != "definition":
+                problems.append(f"{what}: eq. ({f.by}) is not a definition in the catalog")
+        elif f.kind == "abbreviation":
+            if f.symbol in _paper_symbols() or not isinstance(f.symbol, sp.Symbol):
+                problems.append(f"{what}: only a private symbol may abbreviate")
+        elif f.kind == "square_root":
+            r = sp.sqrt(f.value)
+            if not (f.symbol.is_positive and isinstance(r, sp.Symbol) and r.is_positive):
+                problems.append(f"{what}: needs alpha > 0 and value r^2 with r > 0")
+            elif r in used:
+                problems.append(f"{what}: r must be a fresh symbol")
+        else:
+            problems.append(f"{what}: unknown kind; known: {', '.join(FACT_KINDS)}")
+    return problems
+
+
+# --- KL divergences built by the engine (the gaps of Jensen steps) ----------------------------
+
+
+def _positive(expr) -> bool:
+    """True only if SymPy proves expr > 0 from the symbols' assumptions."""
+    expr = sp.factor(sp.cancel(sp.sympify(expr)))
+    return bool(expr.is_positive)
+
+
+def _log_positive(expr):
+    """log(expr) split over the factors of expr, each proved positive (else left whole)."""
+    expr = sp.factor(sp.cancel(expr))
+    coeff, factors = expr.as_coeff_mul()
+    if coeff.is_positive and all(_positive(f) for f in factors):
+        return sp.log(coeff) + sp.Add(*[sp.expand_log(sp.log(f), force=True) for f in factors])
+    return sp.log(expr)
+
+
+@dataclass(frozen=True)
+class KL:
+    """KL(N(mean_q, cov_q) || N(mean_p, precision_p^-1)), as the engine writes it.
+
+    Gibbs' inequality makes it >= 0 once both Gaussians exist, i.e. cov_q and precision_p
+    are positive definite: `side_conditions` proves that (leading principal minors > 0).
+    `unit` lists symbols the model keeps in (0, 1) (a schedule's alphas): the proof writes
+    each as 1 / (1 + u) with u > 0, which covers exactly (0, 1).
+    """
+
+    mean_q: sp.Matrix
+    cov_q: sp.Matrix
+    mean_p: sp.Matrix
+    precision_p: sp.Matrix
+    unit: tuple = ()
+
+    @classmethod
+    def normal(cls, mean_q, var_q, mean_p, var_p) -> KL:
+        """KL(N(mean_q, var_q) || N(mean_p, var_p)) in one dimension."""
+        one = lambda v: sp.Matrix([[v]])  # noqa: E731
+        return cls(one(mean_q), one(var_q), one(mean_p), one(1 / sp.sympify(var_p)))
+
+    def side_conditions(self) -> tuple[bool, str]:
+        inside = {s: 1 / (1 + sp.Dummy(f"u_{s}", positive=True)) for s in self.unit}
+        for name, m in (("cov_q", self.cov_q), ("precision_p", self.precision_p)):
+            for k in range(1, m.shape[0] + 1):
+                if not _positive(m[:k, :k].det().subs(inside)):
+                    return False, f"{name} is not proved positive definite (minor {k})"
+        return True, "covariances positive definite"
+
+    @property
+    def expr(self) -> sp.Expr:
+        d = self.mean_p - self.mean_q
+        lam, cov = self.precision_p, self.cov_q
+        k = lam.shape[0]
+        quad = (d.T * lam * d)[0, 0]
+        log_dets = _log_positive(lam.det()) + _log_positive(cov.det())
+        return ((lam * cov).trace() + quad - k - log_dets) / 2
+
+
 @dataclass
 class Derivation:
-    """A chain of steps proving `equations`, optionally on a concrete `family`."""
+    """A chain of steps proving `equations`, optionally on a concrete `family`.
+
+    `facts` is a sequence of `Fact`s (see `lemma`, `definition`, `abbreviation`,
+    `square_roots`); a plain dict is accepted only to be refused by `check`. `claims` are
+    equations whose statement is the whole chain: its first line, related to its last
+    (e.g. log p(x) >= ELBO when the chain starts at log p(x) and ends at the ELBO).
+    """
 
     title: str
     equations: tuple[int, ...]
     steps: list[Step]
-    facts: dict = field(default_factory=dict)
+    facts: tuple | dict = ()
     family: str | None = None
     results: tuple[ClosedForm, ...] = ()
     seed: int = 0
+    claims: tuple[int, ...] = ()
+
+    @property
+    def fact_list(self) -> list:
+        if isinstance(self.facts, dict):  # unlicensed substitutions: refused by check()
+            return [f"{k} = {v}" for k, v in self.facts.items()]
+        return list(self.facts)
+
+    @property
+    def substitutions(self) -> dict:
+        return {f.symbol: f.value for f in self.fact_list if isinstance(f, Fact)}
+
+    @property
+    def lines(self) -> set[int]:
+        return {s.eq for s in self.steps if s.eq} | set(self.claims)
 
     def check(self) -> list[StepCheck]:
-        """Check every step against its predecessor; never raises."""
+        """Check the facts and every step against its predecessor; never raises."""
         out = []
+        for problem in fact_problems(self.fact_list, self.lines | set(self.equations), self.steps):
+            out.append(StepCheck(-1, None, "fact", False, problem, 0.0))
+        facts = self.substitutions
         rng = random.Random(self.seed)
         for i, step in enumerate(self.steps):
             start = time.perf_counter()
-            if i == 0 or step.rule == "definition":
-                ok, detail = True, "definition"
+            if i == 0:
+                ok, detail = True, "first line"
+            elif step.rule == "definition":
+                ok, detail = False, "a definition step may only open a chain (it proves nothing)"
+            elif step.eq and _paper_relation(step.eq) not in (None, step.relation):
+                paper = _paper_relation(step.eq)
+                ok, detail = (
+                    False,
+                    f"the paper's line ({step.eq}) is '{paper}', this step '{step.relation}'",
+                )
             else:
-                ok, detail = _check_step(self.steps[i - 1].expr, step, self.facts, rng)
+                ok, detail = _check_step(self.steps[i - 1].expr, step, facts, rng)
             out.append(StepCheck(i, step.eq, step.rule, ok, detail, time.perf_counter() - start))
         return out
 
+    def line_of(self, cf: ClosedForm):
+        """The expression of the line a closed form names, or None."""
+        for s in self.steps[::-1] if cf.line == "last" else self.steps:
+            if cf.line == "last" or (cf.line is not None and cf.line in (s.eq, s.name)):
+                expr = s.expr
+                if cf.component is not None:
+                    expr = _components(expr)[cf.component]
+                return sp.sympify(expr).subs(cf.rename, simultaneous=True)
+        return None
+
+    def check_results(self) -> list[StepCheck]:
+        """Prove each closed form equal to the derivation line it names."""
+        out = []
+        rng = random.Random(self.seed + 1)
+        for cf in self.results:
+            start = time.perf_counter()
+            line = self.line_of(cf)
+            if cf.line is None:
+                ok, detail = False, f"closed form {cf.name} names no derivation line"
+            elif line is None:
+                ok, detail = False, f"closed form {cf.name}: no line {cf.line!r} here"
+            else:
+                ok, detail = equal(cf.expr, line, self.substitutions, rng)
+                what = f"closed form {cf.name} = line {cf.line!r}"
+                detail = f"{what}: {detail}" if ok else f"{what} fails: {detail}"
+            out.append(StepCheck(-2, None, "closed_form", ok, detail, time.perf_counter() - start))
+        return out
+
     def verify(self) -> list[StepCheck]:
-        """Check every step; raise DerivationError naming the first failing step and rule."""
-        checks = self.check()
+        """Check facts, steps and closed forms; raise DerivationError naming the first failure."""
+        checks = self.check() + self.check_results()
         for c in checks:
             if not c.ok:
-                where = f"eq. ({c.eq})" if c.eq else f"step {c.index}"
-                raise DerivationError(f"{self.title}: {where} [{c.rule}] {c.detail}")
+                raise DerivationError(f"{self.title}: {where(c)} [{c.rule}] {c.detail}")
         return checks
+
+
+def _paper_relation(n: int) -> str | None:
+    """The relation a continuation line of the paper opens with ('=', geq, propto), if any."""
+    from udm import catalog
+
+    latex = catalog.get(n).latex.strip() if n in catalog.load() else ""
+    return next((r for r in (r"\geq", r"\propto", "=") if latex.startswith(r)), None)
+
+
+def where(c: StepCheck) -> str:
+    """How a failed check is named in messages: eq. (N), step i, facts or closed form."""
+    if c.index == -1:
+        return "facts"
+    if c.index == -2:
+        return "closed form"
+    return f"eq. ({c.eq})" if c.eq else f"step {c.index}"
 
 
 # --- checking ----------------------------------------------------------------------------
@@ -230,11 +482,20 @@ def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> 
 
 def _check_step(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
     """Dispatch on the step's rule; equality rules on generic functions use jet symbols."""
+    if step.rule == "differentiate":  # a check of its own: carry out the derivatives first
+        prev, step = _doit(prev), Step(_doit(step.expr), "algebra")
     if step.rule in EQUALITY_RULES:
         if _has_generic_function(prev) or _has_generic_function(step.expr):
             return _check_generic_equality(prev, step, facts, rng)
         return equal(prev, step.expr, facts, rng)
     return _SPECIAL_CHECKS[step.rule](prev, step, facts, rng)
+
+
+def _doit(expr):
+    """Carry out derivatives (and Subs) in every component of expr."""
+    if isinstance(expr, (tuple, list, sp.Tuple)):
+        return sp.Tuple(*[sp.sympify(e).doit() for e in expr])
+    return sp.sympify(expr).doit()
 
 
 def _check_expectation(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
@@ -254,15 +515,33 @@ def _check_proportional(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
 
 
 def _check_jensen(prev, step: Step, facts: dict, rng) -> tuple[bool, str]:
-    ok, detail = equal(prev - step.expr, step.gap, facts, rng)
+    """prev >= next: prev - next equals the gap, and the gap is proved >= 0.
+
+    A `KL` gap is >= 0 by Gibbs' inequality once its side conditions are proved; any other
+    gap must be proved nonnegative by SymPy from the symbols' assumptions. Probing the gap
+    at random points may refute the step, never accept it.
+    """
+    if isinstance(step.gap, KL):
+        ok, why = step.gap.side_conditions()
+        if not ok:
+            return False, f"the KL gap is not a KL of two Gaussians: {why}"
+        gap, because = step.gap.expr, "the gap is an engine-built KL >= 0 (Gibbs)"
+    else:
+        gap = sp.sympify(step.gap)
+        because = "the gap is proved >= 0 from the symbols' assumptions"
+    ok, detail = equal(prev - step.expr, gap, facts, rng)
     if not ok:
         return False, f"prev - next is not the stated gap: {detail}"
-    gap = sp.sympify(step.gap).subs(facts)
+    gap = sp.sympify(gap).subs(facts)
     if gap.free_symbols:
         for point, value in probe(gap, rng, n=5):
             if value.real < -1e-20:
                 return False, f"gap is negative ({value.real:.3g}) at {point}"
-    return True, f"gap is a KL >= 0; {detail}"
+    if not isinstance(step.gap, KL) and not (
+        sp.simplify(gap).is_nonnegative or sp.factor(gap).is_nonnegative
+    ):
+        return False, "the gap is not proved >= 0 (give a KL, or assumptions that make it so)"
+    return True, f"{because}; {detail}"
 
 
 def gaussian_law(expr, noise) -> tuple[sp.Expr, sp.Expr]:
@@ -346,8 +625,18 @@ def _induction(total: sp.Sum, closed) -> tuple[bool, str]:
     return ok, f"induction on {n}: {detail}" if ok else f"induction step fails: {detail}"
 
 
+def _peel(total):
+    """Sum/Product over (k, lo, n) written as its last term combined with the rest (lo..n-1)."""
+    (k, lo, n), f = total.limits[0], total.function
+    rest = type(total)(f, (k, lo, n - 1))
+    return f.subs(k, n) * rest if isinstance(total, sp.Product) else f.subs(k, n) + rest
+
+
 def _check_evaluate(prev, step: Step, facts: dict, rng: random.Random) -> tuple[bool, str]:
     prev, nxt = sp.sympify(prev), sp.sympify(step.expr)
+    if isinstance(prev, (sp.Sum, sp.Product)) and len(prev.limits) == 1:
+        if sp.expand(_peel(prev) - nxt) == 0:  # the definition of a finite sum or product
+            return True, "last term peeled off"
     if isinstance(prev, sp.Sum) and prev.limits[0][2].free_symbols:
         ok, detail = _induction(prev, nxt)
         if ok:
@@ -394,8 +683,13 @@ def _jet_symbols(*exprs):
     apps = set()
     for e in exprs:
         apps |= e.atoms(AppliedUndef)
+    # f(x) keeps exactly the assumptions its function declares (Function("p", positive=True)
+    # for a density); an undeclared f is only real, so sqrt(f^2) = f is not provable.
     values = {
-        a: sp.Symbol(f"_jet_f{i}", positive=True) for i, a in enumerate(sorted(apps, key=str))
+        a: sp.Symbol(f"_jet_f{i}", positive=True)
+        if a.is_positive
+        else sp.Symbol(f"_jet_f{i}", real=True)
+        for i, a in enumerate(sorted(apps, key=str))
     }
     return [e.subs(values) for e in exprs]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derivations._gaussian import log_expect_exp, log_integral_exp
-from derivations.core import ClosedForm, Derivation, Step, log_normal_pdf
+from derivations.core import KL, ClosedForm, Derivation, Step, complete_square, log_normal_pdf
 from derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
 from udm import register
 
@@ -39,6 +39,8 @@ posterior_kl_expr = (
     + (var_q + (mean_q - posterior_mean_expr) ** 2) / posterior_var_expr
     - 1
 ) / 2  # KL(q(z | x) || p(z | x))
+# the same KL as the engine builds it: the gap of the Jensen steps (eqs. (8), (16))
+posterior_kl = KL.normal(mean_q, var_q, posterior_mean_expr, posterior_var_expr)
 
 DOMAINS = {
     "x_0": "real",
@@ -52,7 +54,7 @@ MODEL_ARGS = ("x_0", "w", "b", "var_x")
 Q_ARGS = ("mean_q", "var_q")
 
 
-@register(1, status="instance")
+@register(1)
 def evidence_marginal() -> Derivation:
     """The evidence p(x) = int p(x, z) dz, eq. (1), in closed form on the linear-Gaussian model.
 
@@ -77,6 +79,7 @@ def evidence_marginal() -> Derivation:
             DOMAINS,
             "Exact log-evidence log p(x) of the linear-Gaussian latent model",
             lhs=r"\log p(x)",
+            line=1,
         ),
     )
     return Derivation(
@@ -84,7 +87,7 @@ def evidence_marginal() -> Derivation:
     )
 
 
-@register(1, status="instance")
+@register(1)
 def evidence_by_sampling() -> Derivation:
     """Ancestral sampling gives the same evidence law as eq. (1): x = w z + b + s eps ~ N(b, w^2 + s^2)."""
     eps_z = sp.Symbol("epsilon_z", real=True)
@@ -101,7 +104,7 @@ def evidence_by_sampling() -> Derivation:
     return Derivation("the evidence by ancestral sampling", (1,), steps, family=FAMILY)
 
 
-@register(2, status="instance")
+@register(2)
 def evidence_chain_rule() -> Derivation:
     """p(x) = p(x, z) / p(z | x) for every z, eq. (2), with the true posterior in closed form.
 
@@ -118,6 +121,26 @@ def evidence_chain_rule() -> Derivation:
             eq=2,
         ),
     ]
+    return Derivation("eq. (2) for every z", (2,), steps, family=FAMILY)
+
+
+@register(2)
+def true_posterior() -> Derivation:
+    """The true posterior p(z | x) of eq. (2): the joint's square completed in z.
+
+    p(z | x) is proportional to p(x, z) in z; completing the square in z of log p(x, z)
+    gives its mean w (x - b) / (w^2 + s^2) and variance s^2 / (w^2 + s^2).
+    """
+    mean_, var_, _ = complete_square(log_joint, z)
+    steps = [
+        Step(sp.Tuple(mean_, var_), "definition", "mean and variance of the completed square"),
+        Step(
+            sp.Tuple(posterior_mean_expr, posterior_var_expr),
+            "algebra",
+            "in the model's parameters",
+            name="posterior",
+        ),
+    ]
     results = (
         ClosedForm(
             "posterior_mean",
@@ -127,6 +150,8 @@ def evidence_chain_rule() -> Derivation:
             DOMAINS,
             "Mean of the true posterior p(z | x) of the linear-Gaussian latent model",
             lhs=r"\mathbb{E}[z \mid x]",
+            line="posterior",
+            component=0,
         ),
         ClosedForm(
             "posterior_var",
@@ -136,12 +161,14 @@ def evidence_chain_rule() -> Derivation:
             DOMAINS,
             "Variance of the true posterior p(z | x) of the linear-Gaussian latent model",
             lhs=r"\mathrm{Var}[z \mid x]",
+            line="posterior",
+            component=1,
         ),
     )
-    return Derivation("the true posterior and eq. (2)", (2,), steps, family=FAMILY, results=results)
+    return Derivation("the true posterior", (2,), steps, family=FAMILY, results=results)
 
 
-@register(3, status="instance")
+@register(3)
 def elbo_closed_form() -> Derivation:
     """The ELBO E_q[log p(x, z) / q(z | x)], eq. (3), in closed form on the linear-Gaussian model.
 
@@ -167,12 +194,13 @@ def elbo_closed_form() -> Derivation:
             DOMAINS,
             "ELBO of the linear-Gaussian latent model for q(z | x) = N(mean_q, var_q)",
             lhs=r"\mathbb{E}_{q(z|x)}\left[\log\frac{p(x, z)}{q(z|x)}\right]",
+            line=3,
         ),
     )
     return Derivation("the ELBO in closed form", (3,), steps, family=FAMILY, results=results)
 
 
-@register(4, 5, 6, 7, 8, status="instance")
+@register(4, 5, 6, 7, 8)
 def elbo_by_jensen() -> Derivation:
     """The first ELBO derivation, eqs. (5)-(8), proving the bound eq. (4).
 
@@ -182,7 +210,13 @@ def elbo_by_jensen() -> Derivation:
     whose gap is KL(q(z | x) || p(z | x)) in closed form, hence >= 0.
     """
     steps = [
-        Step(log_integral_exp(log_joint, z), "definition", "log int p(x, z) dz", eq=5),
+        Step(log_evidence_expr, "definition", "log p(x): the paper's left side, in closed form"),
+        Step(
+            log_integral_exp(log_joint, z),
+            "complete_square",
+            "log int p(x, z) dz (eq. (1)): a Gaussian integral in z",
+            eq=5,
+        ),
         Step(
             log_integral_exp(log_joint + log_q - log_q, z),
             "algebra",
@@ -200,13 +234,15 @@ def elbo_by_jensen() -> Derivation:
             "jensen",
             "log is concave; the gap is KL(q(z|x) || p(z|x))",
             eq=8,
-            gap=posterior_kl_expr,
+            gap=posterior_kl,
         ),
     ]
-    return Derivation("the ELBO by Jensen's inequality", (4, 5, 6, 7, 8), steps, family=FAMILY)
+    return Derivation(
+        "the ELBO by Jensen's inequality", (4, 5, 6, 7, 8), steps, family=FAMILY, claims=(4,)
+    )
 
 
-@register(15, 16, status="instance")
+@register(15, 16)
 def kl_to_posterior() -> Derivation:
     """KL(q(z | x) || p(z | x)) in closed form, the gap of eqs. (15), (16), by moments."""
     steps = [
@@ -229,6 +265,7 @@ def kl_to_posterior() -> Derivation:
             "KL(q(z | x) || p(z | x)) of the linear-Gaussian latent model, "
             "q(z | x) = N(mean_q, var_q)",
             lhs=r"D_{\mathrm{KL}}(q(z|x) \| p(z|x))",
+            line=15,
         ),
     )
     return Derivation(
@@ -236,7 +273,7 @@ def kl_to_posterior() -> Derivation:
     )
 
 
-@register(9, 10, 11, 12, 13, 14, 15, 16, status="instance")
+@register(9, 10, 11, 12, 13, 14, 15, 16)
 def elbo_by_kl_decomposition() -> Derivation:
     """The second ELBO derivation, eqs. (9)-(16): log p(x) = ELBO + KL(q(z|x) || p(z|x)).
 
@@ -281,7 +318,7 @@ def elbo_by_kl_decomposition() -> Derivation:
             over=(z, mean_q, var_q),
             eq=15,
         ),
-        Step(elbo_expr, "jensen", "KL >= 0", gap=posterior_kl_expr, eq=16),
+        Step(elbo_expr, "jensen", "KL >= 0", gap=posterior_kl, eq=16),
     ]
     return Derivation(
         "log p(x) = ELBO + KL (second derivation)",
@@ -291,28 +328,30 @@ def elbo_by_kl_decomposition() -> Derivation:
     )
 
 
-@register(15, 16, status="instance")
+@register(15, 16)
 def elbo_tight_at_posterior() -> Derivation:
     """The bound of eq. (16) is attained at q = p(z | x): the ELBO there equals log p(x), eq. (15)."""
     steps = [
-        Step(elbo_expr, "definition", "the ELBO, eq. (3), in closed form"),
+        Step(
+            elbo_expr.subs({mean_q: posterior_mean_expr, var_q: posterior_var_expr}),
+            "definition",
+            "the ELBO, eq. (3), in closed form at q(z | x) = p(z | x)",
+        ),
         Step(
             log_evidence_expr,
-            "substitute",
+            "algebra",
             "q(z | x) = p(z | x): m = w (x - b) / (w^2 + s^2), v = s^2 / (w^2 + s^2)",
-            eq=16,
         ),
     ]
     return Derivation(
         "the ELBO is tight at the true posterior",
         (15, 16),
         steps,
-        facts={mean_q: posterior_mean_expr, var_q: posterior_var_expr},
         family=FAMILY,
     )
 
 
-@register(15, 16, status="instance")
+@register(15, 16)
 def elbo_stationary_only_at_posterior() -> Derivation:
     """The gradient of the ELBO in (m, v) vanishes exactly at the true posterior, eqs. (15), (16).
 
@@ -322,11 +361,6 @@ def elbo_stationary_only_at_posterior() -> Derivation:
     maximum, where by `elbo_tight_at_posterior` it equals log p(x).
     """
     grad = sp.Tuple(sp.diff(elbo_expr, mean_q), sp.diff(elbo_expr, var_q))
-    hessian = sp.Tuple(
-        sp.diff(elbo_expr, mean_q, 2),
-        sp.diff(elbo_expr, mean_q, var_q),
-        sp.diff(elbo_expr, var_q, 2),
-    )
     steps = [
         Step(grad, "definition", "gradient of the ELBO in (mean_q, var_q)"),
         Step(
@@ -336,8 +370,25 @@ def elbo_stationary_only_at_posterior() -> Derivation:
             ),
             "differentiate",
             "zero iff m = mu_post and v = var_post",
-            eq=16,
         ),
+    ]
+    return Derivation(
+        "the ELBO is stationary exactly at the true posterior", (15, 16), steps, family=FAMILY
+    )
+
+
+@register(15, 16)
+def elbo_concave() -> Derivation:
+    """The ELBO is strictly concave in (m, v), so its stationary point maximizes it, eqs. (15), (16).
+
+    Second derivatives -1 / var_post, 0 and -1 / (2 v^2): negative definite.
+    """
+    hessian = sp.Tuple(
+        sp.diff(elbo_expr, mean_q, 2),
+        sp.diff(elbo_expr, mean_q, var_q),
+        sp.diff(elbo_expr, var_q, 2),
+    )
+    steps = [
         Step(hessian, "definition", "second derivatives (m m, m v, v v)"),
         Step(
             sp.Tuple(-1 / posterior_var_expr, 0, -1 / (2 * var_q**2)),
@@ -345,9 +396,4 @@ def elbo_stationary_only_at_posterior() -> Derivation:
             "negative definite: strictly concave, the stationary point is the maximum",
         ),
     ]
-    return Derivation(
-        "the ELBO is maximal exactly at the true posterior",
-        (15, 16),
-        steps,
-        family=FAMILY,
-    )
+    return Derivation("the ELBO is strictly concave", (15, 16), steps, family=FAMILY)

@@ -13,8 +13,8 @@ from derivations.core import ClosedForm, Derivation, Step
 from derivations.symbols import guidance_scale, score, x_t
 from udm import register
 
-p_x = sp.Function("p")  # p(x_t): the unconditional density
-p_y_given_x = sp.Function("p_y")  # p(y | x_t): the classifier, y fixed
+p_x = sp.Function("p", positive=True)  # p(x_t): the unconditional density
+p_y_given_x = sp.Function("p_y", positive=True)  # p(y | x_t): the classifier, y fixed
 p_y = sp.Symbol("p(y)", positive=True)  # the evidence: does not depend on x_t
 gamma = guidance_scale
 score_cond = sp.Symbol("score_cond", real=True)  # grad log p(x_t | y)
@@ -28,7 +28,7 @@ def _grad_log(expr):
 _p_cond = p_x(x_t) * p_y_given_x(x_t) / p_y  # Bayes: p(x_t | y)
 
 
-@register(162, status="definition")
+@register(162)
 def conditional_joint() -> Derivation:
     """The conditional diffusion model, eq. (162).
 
@@ -44,7 +44,7 @@ def conditional_joint() -> Derivation:
     return Derivation("conditional diffusion joint", (162,), steps)
 
 
-@register(163, 164, 165, status="symbolic")
+@register(163, 164, 165)
 def conditional_score() -> Derivation:
     """The conditional score is the unconditional score plus the classifier's, eqs. (163)-(165).
 
@@ -69,7 +69,7 @@ def conditional_score() -> Derivation:
     return Derivation("conditional score by Bayes' rule", (163, 164, 165), steps)
 
 
-@register(166, status="symbolic")
+@register(166)
 def classifier_guidance() -> Derivation:
     """Classifier guidance with scale gamma, eq. (166), is the score of a tilted density.
 
@@ -104,12 +104,17 @@ def classifier_guidance() -> Derivation:
                 {"score": "real", "grad_log_classifier": "real", "guidance_scale": "real"},
                 "Classifier-guided score",
                 lhs=r"\nabla\log p_\gamma(x_t \mid y)",
+                line=166,
+                rename={
+                    _grad_log(p_x(x_t)): score,
+                    _grad_log(p_y_given_x(x_t)): grad_log_classifier,
+                },
             ),
         ),
     )
 
 
-@register(167, status="symbolic")
+@register(167)
 def implicit_classifier() -> Derivation:
     """The implicit classifier, eq. (167): grad log p(y | x_t) = grad log p(x_t | y) - grad log p(x_t).
 
@@ -124,10 +129,23 @@ def implicit_classifier() -> Derivation:
             eq=167,
         ),
     ]
-    return Derivation("implicit classifier", (167,), steps)
+    results = (
+        ClosedForm(
+            "implicit_classifier_grad",
+            (167,),
+            score_cond - score,
+            ("score_cond", "score"),
+            {"score_cond": "real", "score": "real"},
+            "Implicit classifier gradient from conditional and unconditional scores",
+            lhs=r"\nabla\log p(y \mid x_t)",
+            line=167,
+            rename={_grad_log(_p_cond): score_cond, _grad_log(p_x(x_t)): score},
+        ),
+    )
+    return Derivation("implicit classifier", (167,), steps, results=results)
 
 
-@register(167, 168, 169, 170, status="symbolic")
+@register(167, 168, 169, 170)
 def classifier_free_guidance() -> Derivation:
     """Classifier-free guidance, eqs. (167)-(170), and the density it samples.
 
@@ -165,15 +183,6 @@ def classifier_free_guidance() -> Derivation:
         steps,
         results=(
             ClosedForm(
-                "implicit_classifier_grad",
-                (167,),
-                score_cond - score,
-                ("score_cond", "score"),
-                {"score_cond": "real", "score": "real"},
-                "Implicit classifier gradient from conditional and unconditional scores",
-                lhs=r"\nabla\log p(y \mid x_t)",
-            ),
-            ClosedForm(
                 "cfg_score",
                 (170,),
                 gamma * score_cond + (1 - gamma) * score,
@@ -181,6 +190,8 @@ def classifier_free_guidance() -> Derivation:
                 {"score": "real", "score_cond": "real", "guidance_scale": "real"},
                 "Classifier-free guided score",
                 lhs=r"\tilde\nabla\log p(x_t \mid y)",
+                line=170,
+                rename={s_c: score_cond, s_u: score},
             ),
         ),
     )

@@ -11,9 +11,20 @@ number for matching predictions.
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, complete_square, log_normal_pdf
+from derivations.core import (
+    ClosedForm,
+    Derivation,
+    Step,
+    abbreviation,
+    complete_square,
+    definition,
+    lemma,
+    log_normal_pdf,
+)
 from derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
@@ -43,6 +54,14 @@ x_t_of = sp.sqrt(ab_of) * x_0 + sp.sqrt(1 - ab_of) * eps
 var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
 
 
+# x_t is the forward sample (eq. (69)); alpha_bar_t = alpha_t alpha_bar_{t-1}
+FORWARD_SAMPLE = lemma(x_t, sqrt_ab * x_0 + sqrt_1m * eps, 69)
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.alpha_bar_recursion")
+# grad log q(x_t | x_0) evaluated at x_t: the conditional score of eqs. (132), (133), (149)-(151)
+_y = sp.Symbol("y", real=True)
+COND_SCORE = sp.Subs(sp.Derivative(log_normal_pdf(_y, sqrt_ab * x_0, 1 - ab), _y), _y, x_t)
+
+
 def _mu_q(x0):
     """The paper's posterior mean mu_q(x_t, x_0) (eqs. (116), (134)) at a given x_0."""
     return (sp.sqrt(a) * (1 - abp) * x_t + sp.sqrt(abp) * (1 - a) * x0) / (1 - ab)
@@ -67,14 +86,14 @@ _conv_domains = {
 }
 
 
-def _cf(name, eqs, expr, args, summary, lhs=""):
-    return ClosedForm(name, eqs, expr, args, _conv_domains, summary, lhs=lhs)
+def _cf(name, eqs, expr, args, summary, lhs="", **tie):
+    return ClosedForm(name, eqs, expr, args, _conv_domains, summary, lhs=lhs, **tie)
 
 
 # --- predicting the source noise, eqs. (115)-(130) -------------------------------------------
 
 
-@register(115, status="symbolic")
+@register(115)
 def x_0_from_noise() -> Derivation:
     """x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), eq. (115).
 
@@ -93,7 +112,27 @@ def x_0_from_noise() -> Derivation:
             ("x_t", "eps_hat", "alpha_bar_t"),
             "Clean-sample prediction from a noise prediction",
             lhs=r"\hat x_\theta(x_t, t)",
+            line=115,
+            rename={eps: eps_hat},
         ),
+    )
+    return Derivation(
+        "x_0 from x_t and the source noise",
+        (115,),
+        steps,
+        facts=(FORWARD_SAMPLE,),
+        results=results,
+    )
+
+
+@register(115)
+def eps_from_forward_sample() -> Derivation:
+    """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t): eq. (115) solved for eps."""
+    steps = [
+        Step(eps, "definition", "the source noise"),
+        Step((x_t - sqrt_ab * x_0) / sqrt_1m, "substitute", "x_t from eq. (69)", name="eps"),
+    ]
+    results = (
         _cf(
             "eps_from_x_0",
             (115,),
@@ -101,15 +140,23 @@ def x_0_from_noise() -> Derivation:
             ("x_t", "x_0_hat", "alpha_bar_t"),
             "Noise prediction from a clean-sample prediction (eq. (115) solved for eps)",
             lhs=r"\hat\epsilon_\theta(x_t, t)",
+            line="eps",
+            rename={x_0: x_0_hat},
         ),
     )
     return Derivation(
-        "x_0 from x_t and the source noise",
-        (115,),
-        steps,
-        facts={x_t: sqrt_ab * x_0 + sqrt_1m * eps},
-        results=results,
+        "eps from x_t and x_0", (115,), steps, facts=(FORWARD_SAMPLE,), results=results
     )
+
+
+@functools.cache
+def _completed_mean():
+    """The mean of q(x_{t-1} | x_t, x_0): the square of eq. (72)'s exponent completed (cached)."""
+    xp = sp.Symbol("x_{t-1}", real=True)
+    exponent = -((x_t - sp.sqrt(a) * xp) ** 2) / (2 * (1 - a)) - (xp - sp.sqrt(abp) * x_0) ** 2 / (
+        2 * (1 - abp)
+    )
+    return complete_square(exponent, xp)[0]
 
 
 def _mean_in_terms_of(kind: str):
@@ -124,7 +171,10 @@ def _mean_in_terms_of(kind: str):
     x0_expr = (x_t + noise_term) / sqrt_ab
     last = x_t / sa + (1 - a) / (sa * (1 - ab)) * noise_term
     base = [
-        Step(_mu_q(x_0), "definition", "posterior mean of q(x_{t-1} | x_t, x_0)", eq=n0),
+        Step(
+            _completed_mean(), "definition", "the mean of q(x_{t-1} | x_t, x_0), square completed"
+        ),
+        Step(_mu_q(x_0), "complete_square", "the paper's posterior mean", eq=n0),
         Step(
             _mu_q(x0_expr),
             "substitute",
@@ -177,11 +227,11 @@ def _mean_in_terms_of(kind: str):
         Step(last, "algebra", "cancel 1 - alpha_bar_t", eq=n0 + 8),
     ]
     # eq. (115) / (133) as the fact x_0 = ..., with alpha_bar_t = alpha_t alpha_bar_{t-1} inserted
-    facts = {x_0: x0_expr.subs(alpha_bar_t, ab_of), alpha_bar_t: ab_of}
+    facts = (lemma(x_0, x0_expr.subs(alpha_bar_t, ab_of), 115 if kind == "eps" else 133), ALPHA_BAR)
     return base, facts, last
 
 
-@register(116, 117, 118, 119, 120, 121, 122, 123, 124, 125, status="symbolic")
+@register(116, 117, 118, 119, 120, 121, 122, 123, 124, 125)
 def posterior_mean_from_eps() -> Derivation:
     """mu_q(x_t, x_0) in terms of x_t and the source noise, eqs. (116)-(124); mu_theta, eq. (125).
 
@@ -199,6 +249,8 @@ def posterior_mean_from_eps() -> Derivation:
             ("x_t", "eps_hat", "alpha_t", "alpha_bar_t"),
             "Mean of p_theta(x_{t-1} | x_t) from a noise prediction",
             lhs=r"\mu_\theta(x_t, t)",
+            line=124,
+            rename={eps: eps_hat},
         ),
     )
     return Derivation(
@@ -267,7 +319,7 @@ def _kl_chain(kind: str):
     return steps, paper_weight / (2 * var_q)
 
 
-@register(126, 127, 128, 129, 130, status="instance")
+@register(126, 127, 128, 129, 130)
 def noise_prediction_loss() -> Derivation:
     """Denoising matching as weighted noise regression, eqs. (126)-(130).
 
@@ -286,6 +338,8 @@ def noise_prediction_loss() -> Derivation:
             ("alpha_t", "alpha_bar_prev"),
             "Weight of ||eps - eps_hat||^2 at step t >= 2, with sigma_q^2(t) inserted",
             lhs=r"\frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{(1-\bar\alpha_t)\alpha_t}",
+            line=130,
+            rename={eps_hat: eps + 1},  # the weight: the line at a unit error
         ),
         _cf(
             "eps_loss",
@@ -294,12 +348,14 @@ def noise_prediction_loss() -> Derivation:
             ("eps", "eps_hat", "alpha_t", "alpha_bar_prev"),
             "Noise-prediction loss per coordinate (sum over coordinates for ||.||^2)",
             lhs=r"\mathcal{L}_\epsilon",
+            line=130,
         ),
     )
     return Derivation(
         "denoising matching as noise prediction",
         (126, 127, 128, 129, 130),
         steps,
+        facts=(definition(var_q, var_q_of, 85), ALPHA_BAR),
         family="one coordinate of diagonal Gaussians with equal variances",
         results=results,
     )
@@ -308,7 +364,7 @@ def noise_prediction_loss() -> Derivation:
 # --- Tweedie's formula and the score, eqs. (131)-(151) ----------------------------------------
 
 
-@register(131, status="instance")
+@register(131)
 def tweedie_gaussian() -> Derivation:
     """Tweedie's formula, eq. (131), proved for Gaussian data x_0 ~ N(mean, var).
 
@@ -336,6 +392,27 @@ def tweedie_gaussian() -> Derivation:
             "d/dx_t of the Gaussian log-density",
         ),
     ]
+    return Derivation(
+        "Tweedie's formula",
+        (131,),
+        steps,
+        family="Gaussian data x_0 ~ N(mean, var)",
+    )
+
+
+@register(132)
+def x_0_from_score_derivation() -> Derivation:
+    """Eq. (132) for the conditional score: sqrt(alpha_bar_t) x_0 = x_t + (1 - alpha_bar_t) grad log q(x_t | x_0).
+
+    The mean of q(x_t | x_0) is sqrt(alpha_bar_t) x_0; differentiating the Gaussian
+    log-density gives the identity exactly, for every x_t. For the marginal score grad log
+    p(x_t) the same line is Tweedie's formula (eq. (131)): a posterior mean, proved on
+    Gaussian data in `tweedie_gaussian` (see the erratum).
+    """
+    steps = [
+        Step(sqrt_ab * x_0, "definition", "the mean of q(x_t | x_0)"),
+        Step(x_t + (1 - ab) * COND_SCORE, "differentiate", "the Gaussian score", eq=132),
+    ]
     results = (
         _cf(
             "tweedie_mean",
@@ -344,38 +421,19 @@ def tweedie_gaussian() -> Derivation:
             ("x_t", "score", "alpha_bar_t"),
             "Posterior mean of sqrt(alpha_bar_t) x_0 given x_t (Tweedie)",
             lhs=r"\mathbb{E}[\mu_{x_t} \mid x_t]",
+            line=132,
+            rename={COND_SCORE: score},
         ),
     )
-    return Derivation(
-        "Tweedie's formula",
-        (131,),
-        steps,
-        family="Gaussian data x_0 ~ N(mean, var)",
-        results=results,
-    )
+    return Derivation("the mean through the conditional score", (132,), steps, results=results)
 
 
-# the conditional score grad log q(x_t | x_0) at the forward sample: the paper's eq. (132)
-_score_fact = {score: -(x_t_of - sp.sqrt(ab_of) * x_0) / (1 - ab_of), x_t: x_t_of}
-
-
-@register(132, 133, status="symbolic")
-def x_0_from_score_derivation() -> Derivation:
-    """x_0 through the score, eqs. (132), (133).
-
-    The true mean of x_t is sqrt(alpha_bar_t) x_0 (eq. (132)); with the score of
-    q(x_t | x_0), x_t + (1 - alpha_bar_t) grad log q = sqrt(alpha_bar_t) x_0 exactly, so
-    x_0 = (x_t + (1 - alpha_bar_t) grad log p(x_t)) / sqrt(alpha_bar_t) (eq. (133)).
-    """
+@register(133)
+def x_0_through_score() -> Derivation:
+    """Eq. (133) for the conditional score: x_0 = (x_t + (1 - alpha_bar_t) grad log q(x_t | x_0)) / sqrt(alpha_bar_t)."""
     steps = [
-        Step(sqrt_ab * x_0, "definition", "the mean of q(x_t | x_0)"),
-        Step(x_t + (1 - ab) * score, "substitute", "Tweedie (eq. (131))", eq=132),
-        Step(
-            sqrt_ab * (x_t + (1 - ab) * score) / sqrt_ab,
-            "algebra",
-            "divide and multiply by sqrt(alpha_bar_t) (eq. (133))",
-            eq=133,
-        ),
+        Step(x_0, "definition", "the clean sample"),
+        Step((x_t + (1 - ab) * COND_SCORE) / sqrt_ab, "differentiate", "", eq=133),
     ]
     results = (
         _cf(
@@ -385,7 +443,21 @@ def x_0_from_score_derivation() -> Derivation:
             ("x_t", "score_hat", "alpha_bar_t"),
             "Clean-sample prediction from a score prediction",
             lhs=r"\hat x_\theta(x_t, t)",
+            line=133,
+            rename={COND_SCORE: score_hat},
         ),
+    )
+    return Derivation("x_0 through the conditional score", (133,), steps, results=results)
+
+
+@register(133)
+def conditional_score() -> Derivation:
+    """grad log q(x_t | x_0) = (sqrt(alpha_bar_t) x_0 - x_t) / (1 - alpha_bar_t): eq. (133) solved."""
+    steps = [
+        Step(COND_SCORE, "definition", "the conditional score"),
+        Step((sqrt_ab * x_0 - x_t) / (1 - ab), "differentiate", "", name="score"),
+    ]
+    results = (
         _cf(
             "score_from_x_0",
             (133,),
@@ -393,18 +465,14 @@ def x_0_from_score_derivation() -> Derivation:
             ("x_t", "x_0_hat", "alpha_bar_t"),
             "Score prediction from a clean-sample prediction (eq. (133) solved)",
             lhs=r"s_\theta(x_t, t)",
+            line="score",
+            rename={x_0: x_0_hat},
         ),
     )
-    return Derivation(
-        "x_0 through the score",
-        (132, 133),
-        steps,
-        facts={**_score_fact, alpha_bar_t: ab_of},
-        results=results,
-    )
+    return Derivation("the conditional score", (133,), steps, results=results)
 
 
-@register(134, 135, 136, 137, 138, 139, 140, 141, 142, 143, status="symbolic")
+@register(134, 135, 136, 137, 138, 139, 140, 141, 142, 143)
 def posterior_mean_from_score() -> Derivation:
     """mu_q(x_t, x_0) in terms of x_t and the score, eqs. (134)-(142); mu_theta, eq. (143).
 
@@ -420,6 +488,8 @@ def posterior_mean_from_score() -> Derivation:
             ("x_t", "score_hat", "alpha_t"),
             "Mean of p_theta(x_{t-1} | x_t) from a score prediction",
             lhs=r"\mu_\theta(x_t, t)",
+            line=142,
+            rename={score: score_hat},
         ),
     )
     return Derivation(
@@ -431,7 +501,7 @@ def posterior_mean_from_score() -> Derivation:
     )
 
 
-@register(144, 145, 146, 147, 148, status="instance")
+@register(144, 145, 146, 147, 148)
 def score_prediction_loss() -> Derivation:
     """Denoising matching as weighted score regression, eqs. (144)-(148).
 
@@ -449,6 +519,8 @@ def score_prediction_loss() -> Derivation:
             ("alpha_t", "alpha_bar_prev"),
             "Weight of ||score_hat - score||^2 at step t >= 2, with sigma_q^2(t) inserted",
             lhs=r"\frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{\alpha_t}",
+            line=148,
+            rename={score_hat: score + 1},
         ),
         _cf(
             "score_loss",
@@ -457,31 +529,32 @@ def score_prediction_loss() -> Derivation:
             ("score", "score_hat", "alpha_t", "alpha_bar_prev"),
             "Score-prediction loss per coordinate (sum over coordinates for ||.||^2)",
             lhs=r"\mathcal{L}_s",
+            line=148,
         ),
     )
     return Derivation(
         "denoising matching as score prediction",
         (144, 145, 146, 147, 148),
         steps,
+        facts=(definition(var_q, var_q_of, 85), ALPHA_BAR),
         family="one coordinate of diagonal Gaussians with equal variances",
         results=results,
     )
 
 
-@register(149, 150, 151, status="symbolic")
+@register(150, 151)
 def score_is_scaled_noise() -> Derivation:
-    """grad log p(x_t) = -eps / sqrt(1 - alpha_bar_t), eqs. (149)-(151).
+    """grad log q(x_t | x_0) = -eps / sqrt(1 - alpha_bar_t) at x_t = forward sample, eqs. (150), (151).
 
-    Equate the two expressions of x_0 (eqs. (115), (133)) and cancel: with the score of
-    q(x_t | x_0) at the forward sample the identity is exact.
+    Exact for the conditional score (the erratum); for the marginal score grad log p(x_t) it
+    holds in expectation, E[eps | x_t] = -sqrt(1 - alpha_bar_t) grad log p(x_t) (Tweedie).
     """
     steps = [
-        Step(score, "definition", "the score"),
-        Step(((1 - ab) * score) / (1 - ab), "algebra", "multiply and divide by 1 - alpha_bar_t"),
+        Step(COND_SCORE, "definition", "the conditional score at the forward sample"),
         Step(
-            _u(-sqrt_1m * eps, 1 / (1 - ab), op=sp.Mul),
-            "substitute",
-            "x_t + (1 - alpha_bar_t) score = x_t - sqrt(1 - alpha_bar_t) eps (eqs. (149), (150))",
+            -sqrt_1m * eps / (1 - ab),
+            "differentiate",
+            "eq. (150) divided by 1 - alpha_bar_t",
             eq=150,
         ),
         Step(-eps / sqrt_1m, "algebra", "cancel sqrt(1 - alpha_bar_t)", eq=151),
@@ -494,7 +567,27 @@ def score_is_scaled_noise() -> Derivation:
             ("eps_hat", "alpha_bar_t"),
             "Score prediction from a noise prediction",
             lhs=r"s_\theta(x_t, t)",
+            line=151,
+            rename={eps: eps_hat},
         ),
+    )
+    return Derivation(
+        "the conditional score is the scaled negative source noise",
+        (150, 151),
+        steps,
+        facts=(FORWARD_SAMPLE,),
+        results=results,
+    )
+
+
+@register(151)
+def eps_from_conditional_score() -> Derivation:
+    """eps = -sqrt(1 - alpha_bar_t) grad log q(x_t | x_0): eq. (151) solved for eps."""
+    steps = [
+        Step(eps, "definition", "the source noise"),
+        Step(-sqrt_1m * COND_SCORE, "differentiate", "", name="eps"),
+    ]
+    results = (
         _cf(
             "eps_from_score",
             (151,),
@@ -502,33 +595,55 @@ def score_is_scaled_noise() -> Derivation:
             ("score_hat", "alpha_bar_t"),
             "Noise prediction from a score prediction",
             lhs=r"\hat\epsilon_\theta(x_t, t)",
+            line="eps",
+            rename={COND_SCORE: score_hat},
         ),
     )
     return Derivation(
-        "the score is the scaled negative source noise",
-        (149, 150, 151),
-        steps,
-        facts={**_score_fact, alpha_bar_t: ab_of},
-        results=results,
+        "eps from the conditional score", (151,), steps, facts=(FORWARD_SAMPLE,), results=results
     )
 
 
-@register(149, status="symbolic")
-def two_expressions_of_x_0() -> Derivation:
-    """The two expressions of x_0 agree, eq. (149): through the score and through eps."""
+@register(149, 150, 151)
+def marginal_noise_tweedie() -> Derivation:
+    """The marginal-score reading of eqs. (149)-(151), proved on Gaussian data: Tweedie.
+
+    For x_0 ~ N(mean, var) the score of the marginal p(x_t) is not -eps / sqrt(1 - alpha_bar_t)
+    sample by sample; what holds is E[eps | x_t] = -sqrt(1 - alpha_bar_t) grad log p(x_t),
+    with E[x_0 | x_t] by completing the square (as in `tweedie_gaussian`).
+    """
+    c = ab * var + 1 - ab
+    score_xt = sp.diff(log_normal_pdf(x_t, sqrt_ab * mean, c), x_t)
+    log_joint = log_normal_pdf(x_t, sqrt_ab * x_0, 1 - ab) + log_normal_pdf(x_0, mean, var)
+    post_mean, _, _ = complete_square(log_joint, x_0)
     steps = [
-        Step((x_t + (1 - ab) * score) / sqrt_ab, "definition", "x_0 by eq. (133)"),
-        Step((x_t - sqrt_1m * eps) / sqrt_ab, "substitute", "the score of q(x_t | x_0)", eq=149),
+        Step(
+            (x_t - sqrt_ab * post_mean) / sqrt_1m, "definition", "E[eps | x_t], eps from eq. (115)"
+        ),
+        Step(-sqrt_1m * score_xt, "algebra", "-sqrt(1 - alpha_bar_t) grad log p(x_t)"),
     ]
     return Derivation(
-        "two expressions of x_0", (149,), steps, facts={**_score_fact, alpha_bar_t: ab_of}
+        "Tweedie for the noise: the marginal score",
+        (149, 150, 151),
+        steps,
+        family="Gaussian data x_0 ~ N(mean, var)",
     )
+
+
+@register(149)
+def two_expressions_of_x_0() -> Derivation:
+    """The two expressions of x_0 agree, eq. (149), for the conditional score at the forward sample."""
+    steps = [
+        Step((x_t + (1 - ab) * COND_SCORE) / sqrt_ab, "definition", "x_0 by eq. (133)"),
+        Step((x_t - sqrt_1m * eps) / sqrt_ab, "differentiate", "the score of q(x_t | x_0)", eq=149),
+    ]
+    return Derivation("two expressions of x_0", (149,), steps, facts=(FORWARD_SAMPLE,))
 
 
 # --- the three losses are one number; v-prediction ---------------------------------------------
 
 
-@register(110, 130, 148, status="symbolic")
+@register(110, 130, 148)
 def three_losses_agree() -> Derivation:
     """The x_0, eps and score losses are equal for matching predictions, eqs. (110), (130), (148).
 
@@ -540,20 +655,19 @@ def three_losses_agree() -> Derivation:
     w_x = abp * (1 - a) / (2 * (1 - abp) * (1 - ab_of))  # eq. (103)
     w_eps = (1 - a) ** 2 / (2 * var_q_of * (1 - ab_of) * a)
     w_s = (1 - a) ** 2 / (2 * var_q_of * a)
-    facts = {
-        x_0_hat: (x_t_of - s1m * eps_hat) / sab,  # the prediction matching eps_hat (eq. (115))
-        score_hat: -eps_hat / s1m,  # eq. (151)
-        score: -eps / s1m,
-        x_t: x_t_of,
-    }
+    facts = (
+        lemma(x_0_hat, (x_t_of - s1m * eps_hat) / sab, 115),  # the x_0_hat matching eps_hat
+        lemma(score_hat, -eps_hat / s1m, 151),  # the score_hat matching eps_hat
+        lemma(score, -eps / s1m, 151),
+        lemma(x_t, x_t_of, 69),
+    )
     steps = [
-        Step(w_x * (x_0 - x_0_hat) ** 2, "definition", "the x_0 loss (eqs. (103), (110))"),
+        # the lines are the losses of eqs. (110), (130), (148), not those equations' chains
         Step(
-            w_eps * (eps - eps_hat) ** 2, "substitute", "x_0_hat from eps_hat (eq. (115))", eq=130
+            w_x * (x_0 - x_0_hat) ** 2, "definition", "the x_0 loss (eqs. (103), (110))", name="x0"
         ),
-        Step(
-            w_s * (score - score_hat) ** 2, "substitute", "scores from noises (eq. (151))", eq=148
-        ),
+        Step(w_eps * (eps - eps_hat) ** 2, "substitute", "x_0_hat from eps_hat (eq. (115))"),
+        Step(w_s * (score - score_hat) ** 2, "substitute", "scores from noises (eq. (151))"),
     ]
     results = (
         _cf(
@@ -563,6 +677,7 @@ def three_losses_agree() -> Derivation:
             ("x_0", "x_0_hat", "alpha_t", "alpha_bar_prev"),
             "x_0-prediction loss per coordinate (the weight of eq. (110))",
             lhs=r"\mathcal{L}_{x_0}",
+            line="x0",
         ),
     )
     return Derivation(
@@ -570,7 +685,7 @@ def three_losses_agree() -> Derivation:
     )
 
 
-@register(115, 151, status="symbolic")
+@register(115, 151)
 def v_prediction() -> Derivation:
     """v-prediction (Salimans & Ho 2022) and its conversions, from eqs. (115), (151).
 
@@ -578,13 +693,21 @@ def v_prediction() -> Derivation:
     sqrt(1 - alpha_bar_t) v and eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v: a
     rotation of (x_0, eps) by the angle with cos = sqrt(alpha_bar_t).
     """
-    facts = {x_t: sqrt_ab * x_0 + sqrt_1m * eps, v: sqrt_ab * eps - sqrt_1m * x_0}
+    facts = (FORWARD_SAMPLE, abbreviation(v, sqrt_ab * eps - sqrt_1m * x_0))
     steps = [
-        Step(sp.Tuple(x_0, eps), "definition", "clean sample and noise"),
+        Step(sp.Tuple(x_0, eps, v, v, v, COND_SCORE), "definition", "each quantity"),
         Step(
-            sp.Tuple(sqrt_ab * x_t - sqrt_1m * v, sqrt_1m * x_t + sqrt_ab * v),
-            "substitute",
+            sp.Tuple(
+                sqrt_ab * x_t - sqrt_1m * v,
+                sqrt_1m * x_t + sqrt_ab * v,
+                (sqrt_ab * x_t - x_0) / sqrt_1m,
+                (eps - sqrt_1m * x_t) / sqrt_ab,
+                -sqrt_1m * (COND_SCORE + x_t) / sqrt_ab,
+                -(x_t + sqrt_ab * v / sqrt_1m),
+            ),
+            "differentiate",
             "insert x_t (eq. (69)) and v; alpha_bar + (1 - alpha_bar) = 1",
+            name="conversions",
         ),
     ]
     results = (
@@ -595,6 +718,9 @@ def v_prediction() -> Derivation:
             ("x_t", "v_hat", "alpha_bar_t"),
             "Clean-sample prediction from a v prediction",
             lhs=r"\hat x_\theta(x_t, t)",
+            line="conversions",
+            component=0,
+            rename={v: v_hat},
         ),
         _cf(
             "eps_from_v",
@@ -603,6 +729,9 @@ def v_prediction() -> Derivation:
             ("x_t", "v_hat", "alpha_bar_t"),
             "Noise prediction from a v prediction",
             lhs=r"\hat\epsilon_\theta(x_t, t)",
+            line="conversions",
+            component=1,
+            rename={v: v_hat},
         ),
         _cf(
             "v_from_x_0",
@@ -611,6 +740,9 @@ def v_prediction() -> Derivation:
             ("x_t", "x_0_hat", "alpha_bar_t"),
             "v prediction from a clean-sample prediction",
             lhs=r"\hat v_\theta(x_t, t)",
+            line="conversions",
+            component=2,
+            rename={x_0: x_0_hat},
         ),
         _cf(
             "v_from_eps",
@@ -619,6 +751,9 @@ def v_prediction() -> Derivation:
             ("x_t", "eps_hat", "alpha_bar_t"),
             "v prediction from a noise prediction",
             lhs=r"\hat v_\theta(x_t, t)",
+            line="conversions",
+            component=3,
+            rename={eps: eps_hat},
         ),
         _cf(
             "v_from_score",
@@ -627,6 +762,9 @@ def v_prediction() -> Derivation:
             ("x_t", "score_hat", "alpha_bar_t"),
             "v prediction from a score prediction",
             lhs=r"\hat v_\theta(x_t, t)",
+            line="conversions",
+            component=4,
+            rename={COND_SCORE: score_hat},
         ),
         _cf(
             "score_from_v",
@@ -635,6 +773,9 @@ def v_prediction() -> Derivation:
             ("x_t", "v_hat", "alpha_bar_t"),
             "Score prediction from a v prediction",
             lhs=r"s_\theta(x_t, t)",
+            line="conversions",
+            component=5,
+            rename={v: v_hat},
         ),
     )
     return Derivation("v-prediction", (115, 151), steps, facts=facts, results=results)

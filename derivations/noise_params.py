@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step
+from derivations.core import ClosedForm, Derivation, Step, abbreviation, definition, lemma
 from derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
@@ -31,6 +31,8 @@ ab_of = a * abp  # alpha_bar_t = alpha_t alpha_bar_{t-1}
 # sigma_q^2(t) of q(x_{t-1} | x_t, x_0) (the paper's eq. (85)), written out here so that this
 # section does not depend on the vdm module; in terms of alpha_t and alpha_bar_{t-1} only.
 var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
+# alpha_bar_t = alpha_t alpha_bar_{t-1}, proved in the vdm section
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.alpha_bar_recursion")
 
 
 def _u(*args, op=sp.Add):
@@ -38,7 +40,7 @@ def _u(*args, op=sp.Add):
     return op(*args, evaluate=False)
 
 
-@register(101, 102, 103, 104, 105, 106, 107, 108, 110, status="symbolic")
+@register(101, 102, 103, 104, 105, 106, 107, 108, 110)
 def x0_weight_as_snr_drop() -> Derivation:
     """The x_0-loss weight is half the SNR drop between steps, eqs. (101)-(108), (110).
 
@@ -131,6 +133,8 @@ def x0_weight_as_snr_drop() -> Derivation:
             "Weight of ||x_0_hat - x_0||^2 in the denoising matching term at step t >= 2, in the "
             "paper's original form (alpha_bar_t = alpha_t alpha_bar_prev)",
             lhs=r"\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}",
+            line=101,
+            rename={sq_err: 1},  # the weight: the line at a unit squared error
         ),
         ClosedForm(
             "x0_loss_weight_snr",
@@ -140,14 +144,16 @@ def x0_weight_as_snr_drop() -> Derivation:
             domains,
             "The same weight as half the SNR drop from s = t - 1 to t",
             lhs=r"\frac{1}{2}(\mathrm{SNR}(t-1) - \mathrm{SNR}(t))",
+            line=110,
+            rename={sq_err: 1},
         ),
     )
-    facts = {
-        var_q: var_q_of,
-        snr_s: abp / (1 - abp),
-        snr_t: ab_of / (1 - ab_of),
-        alpha_bar_t: ab_of,
-    }
+    facts = (
+        definition(var_q, var_q_of, 85),
+        definition(snr_s, abp / (1 - abp), 109),
+        definition(snr_t, ab_of / (1 - ab_of), 109),
+        ALPHA_BAR,
+    )
     return Derivation(
         "the x_0-loss weight as an SNR difference",
         (101, 102, 103, 104, 105, 106, 107, 108, 110),
@@ -157,7 +163,7 @@ def x0_weight_as_snr_drop() -> Derivation:
     )
 
 
-@register(109, status="definition")
+@register(109)
 def snr_definition() -> Derivation:
     """Signal-to-noise ratio of q(x_t | x_0), eq. (109): SNR(t) = alpha_bar_t / (1 - alpha_bar_t).
 
@@ -173,16 +179,17 @@ def snr_definition() -> Derivation:
             {"alpha_bar_t": "open_unit"},
             "Signal-to-noise ratio of q(x_t | x_0)",
             lhs=r"\mathrm{SNR}(t)",
+            line=109,
         ),
     )
     return Derivation("signal-to-noise ratio", (109,), steps, results=results)
 
 
 # omega_eta(t) is defined by SNR(t) = exp(-omega) (eq. (111)), i.e. omega = -log SNR(t).
-_omega_fact = {omega: sp.log((1 - ab) / ab)}
+_omega_fact = (definition(omega, sp.log((1 - ab) / ab), 111),)
 
 
-@register(111, 112, 113, status="symbolic")
+@register(111, 112, 113)
 def alpha_bar_from_omega() -> Derivation:
     """alpha_bar_t = sigmoid(-omega_eta(t)), eqs. (111)-(113).
 
@@ -204,24 +211,6 @@ def alpha_bar_from_omega() -> Derivation:
     ]
     results = (
         ClosedForm(
-            "snr_from_omega",
-            (111,),
-            sp.exp(-omega),
-            ("omega",),
-            {"omega": "real"},
-            "SNR(t) from the monotone network's output omega_eta(t)",
-            lhs=r"\mathrm{SNR}(t)",
-        ),
-        ClosedForm(
-            "omega_from_alpha_bar",
-            (111, 112),
-            sp.log((1 - ab) / ab),
-            ("alpha_bar_t",),
-            {"alpha_bar_t": "open_unit"},
-            "omega = -log SNR(t) from alpha_bar_t (the inverse of eq. (113))",
-            lhs=r"\omega_\eta(t)",
-        ),
-        ClosedForm(
             "alpha_bar_from_omega",
             (113,),
             1 / (1 + sp.exp(omega)),
@@ -229,6 +218,7 @@ def alpha_bar_from_omega() -> Derivation:
             {"omega": "real"},
             "alpha_bar_t = sigmoid(-omega)",
             lhs=r"\bar\alpha_t",
+            line=113,
         ),
     )
     return Derivation(
@@ -240,7 +230,50 @@ def alpha_bar_from_omega() -> Derivation:
     )
 
 
-@register(114, status="symbolic")
+@register(111)
+def omega_definition() -> Derivation:
+    """omega_eta(t), the monotone network's output, defined by SNR(t) = exp(-omega), eq. (111)."""
+    steps = [Step(sp.exp(-omega), "definition", "SNR(t) = exp(-omega)", eq=111)]
+    results = (
+        ClosedForm(
+            "snr_from_omega",
+            (111,),
+            sp.exp(-omega),
+            ("omega",),
+            {"omega": "real"},
+            "SNR(t) from the monotone network's output omega_eta(t)",
+            lhs=r"\mathrm{SNR}(t)",
+            line=111,
+        ),
+    )
+    return Derivation("omega_eta(t) defines the SNR", (111,), steps, results=results)
+
+
+@register(111, 112)
+def omega_from_alpha_bar() -> Derivation:
+    """omega = -log SNR(t) = log((1 - alpha_bar_t) / alpha_bar_t), from eqs. (109), (111), (112)."""
+    steps = [
+        Step(omega, "definition", "omega = -log SNR(t) (eq. (111))"),
+        Step(sp.log((1 - ab) / ab), "substitute", "SNR(t) = a / (1 - a)", name="omega"),
+    ]
+    results = (
+        ClosedForm(
+            "omega_from_alpha_bar",
+            (111, 112),
+            sp.log((1 - ab) / ab),
+            ("alpha_bar_t",),
+            {"alpha_bar_t": "open_unit"},
+            "omega = -log SNR(t) from alpha_bar_t (the inverse of eq. (113))",
+            lhs=r"\omega_\eta(t)",
+            line="omega",
+        ),
+    )
+    return Derivation(
+        "omega from alpha_bar_t", (111, 112), steps, facts=_omega_fact, results=results
+    )
+
+
+@register(114)
 def one_minus_alpha_bar_from_omega() -> Derivation:
     """1 - alpha_bar_t = sigmoid(omega_eta(t)), eq. (114), from eq. (113)."""
     steps = [
@@ -257,6 +290,7 @@ def one_minus_alpha_bar_from_omega() -> Derivation:
             {"omega": "real"},
             "1 - alpha_bar_t = sigmoid(omega)",
             lhs=r"1 - \bar\alpha_t",
+            line=114,
         ),
     )
     return Derivation(
@@ -271,7 +305,7 @@ _k = sp.Symbol("k", integer=True, positive=True)
 _SNR = sp.Function("SNR")
 
 
-@register(110, status="symbolic")
+@register(110)
 def snr_weights_telescope() -> Derivation:
     """The weights of eq. (110) telescope: sum_{t=1}^T (SNR(t-1) - SNR(t)) / 2 = (SNR(0) - SNR(T)) / 2.
 
@@ -291,12 +325,12 @@ def snr_weights_telescope() -> Derivation:
 
 _g = sp.Symbol("g", positive=True)  # log-SNR drop: omega(u) = g u on [0, 1]
 _q, _h = sp.symbols("q h", positive=True)  # q = exp(-g / T), h = 1 / T
-_limit_facts = {_q: sp.exp(-_g / _T), _h: 1 / _T}
+_limit_facts = (abbreviation(_q, sp.exp(-_g / _T)), abbreviation(_h, 1 / _T))
 _discrete_closed = _h * (1 - _T * _q**_T - _q**_T + _T * _q ** (_T + 1)) / (1 - _q)
 _continuous = (sp.exp(_g) - 1 - _g) * sp.exp(-_g) / _g
 
 
-@register(110, status="instance")
+@register(110)
 def continuous_time_limit() -> Derivation:
     """Continuous-time limit of the sum of eq. (110) over t, and its 1/T rate.
 
@@ -331,7 +365,7 @@ def continuous_time_limit() -> Derivation:
     )
 
 
-@register(110, status="instance")
+@register(110)
 def discrete_to_continuous_rate() -> Derivation:
     """The discrete sum of eq. (110) approaches its limit at rate 1/T exactly.
 

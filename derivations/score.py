@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step
+from derivations.core import ClosedForm, Derivation, Step, definition, gaussian_law
 from derivations.symbols import eps, mean, score_hat, sigma, step_size, var
 from udm import register
 
 x = sp.Symbol("x", real=True)
 Z = sp.Symbol("Z_theta", positive=True)
 f = sp.Function("f_theta")
+p_theta = sp.Function("p_theta", positive=True)  # a density
 # Gaussian families: data N(mean, var); a linear score model s(x) = a x + b
 a, b = sp.symbols("a b", real=True)
 xi = sp.Symbol("xi", real=True)  # a second independent standard normal
@@ -27,17 +28,23 @@ var_t = sp.Symbol("var_t", positive=True)
 # --- the energy-based model and its score, eqs. (152)-(156) --------------------------------
 
 
-@register(152, 153, 154, 155, 156, status="symbolic")
+@register(152, 153, 154, 155)
 def energy_score() -> Derivation:
     """The score of p(x) = exp(-f(x)) / Z does not depend on Z, eqs. (152)-(156).
 
     p_theta(x) = exp(-f_theta(x)) / Z_theta (eq. (152)); its score (eq. (153)) splits into
     grad log(1 / Z) + grad log exp(-f) (eq. (154)); Z does not depend on x, so the score is
-    -grad f (eq. (155)), which a network s_theta models directly (eq. (156)). Proved for a
-    generic differentiable f (its value and derivative are free symbols).
+    -grad f (eq. (155)), which a network s_theta models directly (`score_model`). Proved for
+    a generic differentiable real f (its value and derivative are free real symbols).
     """
     steps = [
-        Step(sp.Derivative(sp.log(sp.exp(-f(x)) / Z), x), "definition", "eq. (152)", eq=153),
+        Step(sp.Derivative(sp.log(p_theta(x)), x), "definition", "the score of p_theta"),
+        Step(
+            sp.Derivative(sp.log(sp.exp(-f(x)) / Z), x),
+            "substitute",
+            "p_theta(x) = exp(-f_theta(x)) / Z_theta (eq. (152))",
+            eq=153,
+        ),
         Step(
             sp.Derivative(sp.log(1 / Z), x) + sp.Derivative(sp.log(sp.exp(-f(x))), x),
             "log_rules",
@@ -45,9 +52,20 @@ def energy_score() -> Derivation:
             eq=154,
         ),
         Step(-sp.Derivative(f(x), x), "differentiate", "Z_theta is constant in x", eq=155),
-        Step(-sp.Derivative(f(x), x), "definition", "s_theta(x) models this directly", eq=156),
     ]
-    return Derivation("score of an energy-based model", (152, 153, 154, 155, 156), steps)
+    return Derivation(
+        "score of an energy-based model",
+        (152, 153, 154, 155),
+        steps,
+        facts=(definition(p_theta(x), sp.exp(-f(x)) / Z, 152),),
+    )
+
+
+@register(156)
+def score_model() -> Derivation:
+    """The score model s_theta(x) approximates -grad f_theta(x) directly, eq. (156)."""
+    steps = [Step(-sp.Derivative(f(x), x), "definition", "s_theta(x) models this", eq=156)]
+    return Derivation("the score model", (156,), steps)
 
 
 # --- score matching, eq. (157) ----------------------------------------------------------------
@@ -65,7 +83,7 @@ def _esm_closed_form():
     return sp.expand(expect_normal(integrand, y, mean, _var_pert))
 
 
-@register(157, status="instance")
+@register(157)
 def explicit_score_matching() -> Derivation:
     """Fisher divergence (explicit score matching), eq. (157), on Gaussian data.
 
@@ -91,7 +109,7 @@ def explicit_score_matching() -> Derivation:
     )
 
 
-@register(157, 160, 161, status="instance")
+@register(157, 160, 161)
 def denoising_score_matching() -> Derivation:
     """Denoising and explicit score matching differ by a constant, eqs. (157), (160), (161).
 
@@ -131,12 +149,30 @@ def denoising_score_matching() -> Derivation:
             _esm_closed_form() + const,
             "algebra",
             "= explicit objective for p_sigma (eq. (157)) + a constant free of a, b",
-            eq=161,
+            name="dsm",
         ),
     ]
     return Derivation(
         "denoising score matching = explicit score matching + constant",
         (157, 160, 161),
+        steps,
+        family="Gaussian data N(mean, var), linear score model a x + b",
+    )
+
+
+@register(157)
+def dsm_esm_gap() -> Derivation:
+    """J_DSM - J_ESM = 1/sigma^2 - 1/(var + sigma^2), free of the model: the gap of eq. (157)'s
+    denoising form (`denoising_score_matching`), as the generated reference computes it."""
+    const = 1 / sigma**2 - 1 / _var_pert
+    dsm = denoising_score_matching().steps[-2].expr  # the DSM objective, as derived there
+    steps = [
+        Step(dsm - _esm_closed_form(), "definition", "DSM objective minus ESM objective"),
+        Step(const, "algebra", "the model's a, b cancel", name="gap"),
+    ]
+    return Derivation(
+        "the DSM - ESM gap",
+        (157,),
         steps,
         family="Gaussian data N(mean, var), linear score model a x + b",
         results=(
@@ -149,6 +185,7 @@ def denoising_score_matching() -> Derivation:
                 "Denoising minus explicit score-matching objective for N(mean, var) data "
                 "perturbed by N(0, sigma^2) (independent of the model)",
                 lhs=r"J_{\mathrm{DSM}} - J_{\mathrm{ESM}}",
+                line="gap",
             ),
         ),
     )
@@ -170,7 +207,7 @@ def _langevin_law():
 _stationary_var = 2 * var**2 / (2 * var - step_size)
 
 
-@register(158, status="instance")
+@register(158)
 def langevin_gaussian() -> Derivation:
     """One Langevin step with the exact score of N(mean, var), eq. (158).
 
@@ -202,7 +239,7 @@ def langevin_gaussian() -> Derivation:
     )
 
 
-@register(158, status="instance")
+@register(158)
 def langevin_stationary() -> Derivation:
     """The stationary law of Langevin dynamics (eq. (158)) on N(mean, var) tends to it as c -> 0.
 
@@ -215,8 +252,17 @@ def langevin_stationary() -> Derivation:
     new_mean, new_var = _langevin_law()
     c = step_size
     steps = [
-        Step(sp.Tuple(new_mean, new_var), "definition", "law after one step from N(mu, s2)"),
-        Step(sp.Tuple(mean, _stationary_var), "algebra", "at the fixed point: unchanged"),
+        Step(
+            sp.Tuple(new_mean, new_var).subs({_mu: mean, _s2: _stationary_var}),
+            "definition",
+            "law after one step from N(mean, 2 var^2 / (2 var - c))",
+        ),
+        Step(
+            sp.Tuple(mean, _stationary_var),
+            "algebra",
+            "at the fixed point: unchanged",
+            name="fixed",
+        ),
         Step(
             sp.Tuple(mean, var + c * var / (2 * var - c)),
             "algebra",
@@ -227,7 +273,6 @@ def langevin_stationary() -> Derivation:
         "stationary law of Langevin dynamics on a Gaussian target",
         (158,),
         steps,
-        facts={_mu: mean, _s2: _stationary_var},
         family="Gaussian target N(mean, var), Gaussian initial law",
         results=(
             ClosedForm(
@@ -239,6 +284,8 @@ def langevin_stationary() -> Derivation:
                 "Stationary variance of Langevin dynamics with step size c < 2 var on the "
                 "target N(mean, var)",
                 lhs=r"\sigma_\infty^2",
+                line="fixed",
+                component=1,
             ),
         ),
     )
@@ -247,7 +294,7 @@ def langevin_stationary() -> Derivation:
 # --- mixtures and Gaussian perturbation, eqs. (159)-(160) ------------------------------------
 
 
-@register(159, 160, status="instance")
+@register(159, 160)
 def perturbed_gaussian() -> Derivation:
     """A Gaussian (mixture) perturbed with Gaussian noise, eqs. (159), (160).
 
@@ -258,8 +305,8 @@ def perturbed_gaussian() -> Derivation:
     N(sqrt(alpha_bar_t) mean, alpha_bar_t var + 1 - alpha_bar_t).
     """
     x_data = mean + sp.sqrt(var) * xi
-    vp_mean = sp.sqrt(alpha_bar_t) * mean
-    vp_var = alpha_bar_t * var + 1 - alpha_bar_t
+    sp.sqrt(alpha_bar_t) * mean
+    alpha_bar_t * var + 1 - alpha_bar_t
     steps = [
         Step(x_data + sigma * eps, "definition", "x_t = x + sigma eps, x ~ N(mean, var)", eq=160),
         Step(
@@ -268,6 +315,33 @@ def perturbed_gaussian() -> Derivation:
             "variances add",
             noise=(xi, eps),
         ),
+    ]
+    return Derivation(
+        "Gaussian perturbation of a Gaussian",
+        (159, 160),
+        steps,
+        family="Gaussian mixture components",
+    )
+
+
+@register(159, 160)
+def perturbed_laws() -> Derivation:
+    """Mean and variance of a Gaussian (mixture component) after perturbation, eqs. (159), (160).
+
+    Read off by the engine (`gaussian_law`) from the perturbed samples x + sigma eps and
+    sqrt(alpha_bar_t) x + sqrt(1 - alpha_bar_t) eps, x = mean + sqrt(var) xi.
+    """
+    x_data = mean + sp.sqrt(var) * xi
+    vp_mean = sp.sqrt(alpha_bar_t) * mean
+    vp_var = alpha_bar_t * var + 1 - alpha_bar_t
+    noise = (xi, eps)
+    laws = (
+        *gaussian_law(x_data + sigma * eps, noise),
+        *gaussian_law(sp.sqrt(alpha_bar_t) * x_data + sp.sqrt(1 - alpha_bar_t) * eps, noise),
+    )
+    steps = [
+        Step(sp.Tuple(*laws), "definition", "(mean, variance) of both perturbed samples"),
+        Step(sp.Tuple(mean, var + sigma**2, vp_mean, vp_var), "algebra", "", name="laws"),
     ]
     domains = {"mean": "real", "var": "positive", "sigma": "positive", "alpha_bar_t": "unit"}
     results = (
@@ -279,6 +353,8 @@ def perturbed_gaussian() -> Derivation:
             domains,
             "Variance of a Gaussian (mixture component) perturbed with N(0, sigma^2)",
             lhs=r"\mathrm{Var}[x_t]",
+            line="laws",
+            component=1,
         ),
         ClosedForm(
             "vp_component_mean",
@@ -288,6 +364,8 @@ def perturbed_gaussian() -> Derivation:
             domains,
             "Mean of a Gaussian mixture component under the variance-preserving process",
             lhs=r"\mathbb{E}[x_t]",
+            line="laws",
+            component=2,
         ),
         ClosedForm(
             "vp_component_var",
@@ -297,18 +375,20 @@ def perturbed_gaussian() -> Derivation:
             domains,
             "Variance of a Gaussian mixture component under the variance-preserving process",
             lhs=r"\mathrm{Var}[x_t]",
+            line="laws",
+            component=3,
         ),
     )
     return Derivation(
-        "Gaussian perturbation of a Gaussian",
+        "laws of perturbed Gaussians",
         (159, 160),
         steps,
-        family="Gaussian mixture components",
+        family="Gaussian components",
         results=results,
     )
 
 
-@register(160, status="instance")
+@register(160)
 def vp_perturbation() -> Derivation:
     """The variance-preserving perturbation of a Gaussian component, eq. (160).
 
@@ -336,7 +416,7 @@ def vp_perturbation() -> Derivation:
 # --- the multi-noise objective and its weights, eq. (161) ----------------------------------
 
 
-@register(161, status="symbolic")
+@register(161)
 def noise_weighting() -> Derivation:
     """The weight lambda(sigma) = sigma^2 of the multi-noise objective, eq. (161).
 
@@ -346,7 +426,7 @@ def noise_weighting() -> Derivation:
     """
     steps = [
         Step(sigma**2 * (score_hat + eps / sigma) ** 2, "definition", "lambda(sigma) = sigma^2"),
-        Step((sigma * score_hat + eps) ** 2, "algebra", "scale-free form", eq=161),
+        Step((sigma * score_hat + eps) ** 2, "algebra", "scale-free form", name="term"),
     ]
     return Derivation(
         "noise-level weighting",
@@ -361,6 +441,7 @@ def noise_weighting() -> Derivation:
                 {"score_hat": "real", "eps": "real", "sigma": "positive"},
                 "Per-coordinate term of the sigma^2-weighted denoising objective",
                 lhs=r"\lambda(\sigma) \lVert s_\theta + \epsilon / \sigma \rVert^2",
+                line="term",
             ),
         ),
     )
@@ -369,7 +450,7 @@ def noise_weighting() -> Derivation:
 # --- the SDE view (prose after eq. (161)) -------------------------------------------------------
 
 
-@register(161, status="symbolic")
+@register(161)
 def vp_chain_is_euler_step() -> Derivation:
     """The discrete VP chain is the Euler step of the forward VP SDE (prose after eq. (161)).
 
@@ -395,7 +476,7 @@ def vp_chain_is_euler_step() -> Derivation:
     return Derivation("VP chain = Euler discretization of the VP SDE", (161,), steps)
 
 
-@register(161, status="instance")
+@register(161)
 def probability_flow_preserves_marginals() -> Derivation:
     """The probability-flow ODE has the marginals of the VP SDE (prose after eq. (161)).
 
@@ -422,13 +503,16 @@ def probability_flow_preserves_marginals() -> Derivation:
 
 __all__ = [
     "denoising_score_matching",
+    "dsm_esm_gap",
     "energy_score",
     "explicit_score_matching",
     "langevin_gaussian",
     "langevin_stationary",
     "noise_weighting",
     "perturbed_gaussian",
+    "perturbed_laws",
     "probability_flow_preserves_marginals",
+    "score_model",
     "vp_chain_is_euler_step",
     "vp_perturbation",
 ]

@@ -64,6 +64,8 @@ def tex(expr, names: dict | None = None) -> str:
 # --- additions (noise_params, interpretations) ---------------------------------------------
 # v-prediction (Salimans & Ho 2022): v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0
 v, v_hat = sp.symbols("v v_hat", **real)
+# not the paper's: v-prediction (Salimans & Ho 2022) is defined in derivations, not in the paper
+BEYOND_PAPER = {v, v_hat}
 # the squared error ||x_hat_theta(x_t, t) - x_0||^2 that the loss weights multiply
 sq_err = sp.Symbol("sq_err", nonnegative=True)
 LATEX_NAMES.update(

@@ -31,7 +31,7 @@ from udm import register
 x = x_0
 
 
-@register(17, 18, 19, status="instance")
+@register(17, 18, 19)
 def vae_objective() -> Derivation:
     """The VAE objective, eqs. (17)-(19): reconstruction term minus prior-matching term.
 
@@ -63,6 +63,17 @@ def vae_objective() -> Derivation:
             eq=19,
         ),
     ]
+    return Derivation(
+        "VAE objective: reconstruction minus prior matching",
+        (17, 18, 19),
+        steps,
+        family=FAMILY,
+    )
+
+
+@register(19)
+def reconstruction_term() -> Derivation:
+    """The reconstruction term E_q[log p_theta(x | z)] of eq. (19), by moments."""
     results = (
         ClosedForm(
             "reconstruction_term",
@@ -72,18 +83,23 @@ def vae_objective() -> Derivation:
             DOMAINS,
             "Reconstruction term E_q[log p_theta(x | z)] of the linear-Gaussian decoder",
             lhs=r"\mathbb{E}_{q(z|x)}[\log p_\theta(x|z)]",
+            line="reconstruction",
         ),
     )
-    return Derivation(
-        "VAE objective: reconstruction minus prior matching",
-        (17, 18, 19),
-        steps,
-        family=FAMILY,
-        results=results,
-    )
+    steps = [
+        Step(log_likelihood, "definition", "log p_theta(x | z)"),
+        Step(
+            reconstruction_expr,
+            "expectation",
+            "E[z] = m, E[z^2] = v + m^2",
+            over=(z, mean_q, var_q),
+            name="reconstruction",
+        ),
+    ]
+    return Derivation("the reconstruction term", (19,), steps, family=FAMILY, results=results)
 
 
-@register(19, 20, 21, status="instance")
+@register(19, 20, 21)
 def prior_matching_kl() -> Derivation:
     """KL(q_phi(z | x) || p(z)) for q = N(mean_q, var_q) (eq. (20)) and p(z) = N(0, 1) (eq. (21)).
 
@@ -111,6 +127,7 @@ def prior_matching_kl() -> Derivation:
             "Prior-matching KL(N(mean_q, var_q) || N(0, 1)) per latent coordinate (sum over "
             "coordinates for a diagonal Gaussian encoder)",
             lhs=r"D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \| \mathcal{N}(0, 1))",
+            line=19,
         ),
     )
     return Derivation(
@@ -122,7 +139,7 @@ def prior_matching_kl() -> Derivation:
     )
 
 
-@register(20, 22, status="instance")
+@register(20, 22)
 def reparameterization() -> Derivation:
     """The reparameterization z = mean + sigma * eps, eps ~ N(0, 1), used with eq. (22).
 
@@ -143,6 +160,13 @@ def reparameterization() -> Derivation:
             eq=20,
         ),
     ]
+    return Derivation("reparameterization trick", (20, 22), steps, family=FAMILY)
+
+
+@register(20, 22)
+def reparameterized_sample() -> Derivation:
+    """The reparameterized sample z = mean + sigma * eps of eqs. (20), (22), as generated."""
+    sigma_q = sp.sqrt(var_q)
     results = (
         ClosedForm(
             "reparameterize",
@@ -152,12 +176,22 @@ def reparameterization() -> Derivation:
             {"mean_q": "real", "var_q": "positive", "eps": "real"},
             "Reparameterized sample z = mean_q + sqrt(var_q) eps of the encoder",
             lhs="z",
+            line="sample",
         ),
     )
-    return Derivation("reparameterization trick", (20, 22), steps, family=FAMILY, results=results)
+    steps = [
+        Step(mean_q + sigma_q * eps, "definition", "z = mean + sigma eps", name="sample"),
+        Step(
+            mean_q + sigma_q * eps,
+            "sum_gaussians",
+            "z ~ N(mean_q, var_q): the encoder of eq. (20)",
+            noise=(eps,),
+        ),
+    ]
+    return Derivation("the reparameterized sample", (20, 22), steps, family=FAMILY, results=results)
 
 
-@register(22, status="instance")
+@register(22)
 def monte_carlo_objective() -> Derivation:
     """The Monte Carlo objective of eq. (22) is unbiased for eq. (19) (L = 2 samples).
 
@@ -193,4 +227,7 @@ def monte_carlo_objective() -> Derivation:
             eq=19,
         ),
     ]
-    return Derivation("the Monte Carlo VAE objective is unbiased", (22,), steps, family=FAMILY)
+    # eq. (22) as corrected (with 1/L), its "approx" read as "unbiased": the whole chain
+    return Derivation(
+        "the Monte Carlo VAE objective is unbiased", (22,), steps, family=FAMILY, claims=(22,)
+    )

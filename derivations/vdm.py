@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, log_normal_pdf, normal_pdf
+from derivations.core import (
+    KL,
+    ClosedForm,
+    Derivation,
+    Step,
+    complete_square,
+    definition,
+    gaussian_law,
+    lemma,
+    log_normal_pdf,
+    normal_pdf,
+    square_roots,
+)
 from derivations.core import DerivationError as _DerivationError
 from derivations.core import equal as _equal
 from derivations.core import expect_gaussian_vector as _expect_gaussian_vector
@@ -70,10 +82,15 @@ def _lpdf(x, mean_, var_):
     return sp.expand_log(log_normal_pdf(x, mean_, var_), force=True)
 
 
-def _sqrt_facts(alphas) -> dict:
+def _sqrt_facts(alphas) -> tuple:
     """alpha = r^2 with r > 0: the checker then meets rational functions instead of sqrt(alpha)
     (the same identities, proved an order of magnitude faster by `cancel`)."""
-    return {al: sp.Symbol(f"sqrt_{al.name}", positive=True) ** 2 for al in alphas}
+    return square_roots(alphas)
+
+
+# alpha_bar_t = prod_{i <= t} alpha_i (the paper's definition, with eq. (69)), one factor
+# peeled off: proved by `alpha_bar_recursion` below.
+ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "derivations.vdm.alpha_bar_recursion")
 
 
 def _kl(mq, vq, mp, vp):
@@ -91,7 +108,7 @@ def _posterior(x_t_, x_0_, a, ab_prev):
 # --- definitions, eqs. (30)-(33) ---
 
 
-@register(30, 31, status="definition")
+@register(30, 31)
 def forward_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     """The forward (encoder) chain, eqs. (30), (31).
 
@@ -100,12 +117,6 @@ def forward_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     """
     x, al, *_ = _chain_symbols(T)
     steps = [
-        Step(
-            _normal_pdf(_x_t, sp.sqrt(alpha_t) * _x_prev, 1 - alpha_t),
-            "definition",
-            "linear Gaussian forward transition",
-            eq=31,
-        ),
         Step(
             sp.Mul(
                 *[_normal_pdf(x[t], sp.sqrt(al[t]) * x[t - 1], 1 - al[t]) for t in range(1, T + 1)]
@@ -120,7 +131,21 @@ def forward_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     )
 
 
-@register(32, 33, status="definition")
+@register(31)
+def forward_transition() -> Derivation:
+    """The forward transition q(x_t | x_{t-1}) = N(x_t; sqrt(alpha_t) x_{t-1}, (1 - alpha_t) I), eq. (31)."""
+    steps = [
+        Step(
+            _normal_pdf(_x_t, sp.sqrt(alpha_t) * _x_prev, 1 - alpha_t),
+            "definition",
+            "linear Gaussian forward transition",
+            eq=31,
+        )
+    ]
+    return Derivation("the forward transition", (31,), steps)
+
+
+@register(32, 33)
 def reverse_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     """The generative (reverse) chain, eqs. (32), (33).
 
@@ -131,7 +156,6 @@ def reverse_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     x, _, a, c, v = _chain_symbols(T)
     prior = _normal_pdf(x[T], 0, 1)
     steps = [
-        Step(prior, "definition", "standard Gaussian prior", eq=33),
         Step(
             prior
             * sp.Mul(*[_normal_pdf(x[t - 1], a[t] * x[t] + c[t], v[t]) for t in range(1, T + 1)]),
@@ -145,10 +169,18 @@ def reverse_process(T: int = ELBO_DEFAULT_T) -> Derivation:
     )
 
 
+@register(33)
+def reverse_prior() -> Derivation:
+    """The prior p(x_T) = N(x_T; 0, I) of the reverse chain, eq. (33)."""
+    x, *_ = _chain_symbols(ELBO_DEFAULT_T)
+    prior = _normal_pdf(x[ELBO_DEFAULT_T], 0, 1)
+    return Derivation("the reverse prior", (33,), [Step(prior, "definition", "", eq=33)])
+
+
 # --- per-t terms of the two decompositions, in closed form (general t) ---
 
 
-@register(45, 58, status="instance")
+@register(45, 58)
 def elbo_reconstruction_term() -> Derivation:
     """The reconstruction term E_{q(x_1|x_0)}[log p_theta(x_0 | x_1)] of eqs. (45), (58).
 
@@ -178,6 +210,7 @@ def elbo_reconstruction_term() -> Derivation:
         "Reconstruction term E_{q(x_1|x_0)}[log N(x_0; a_t x_1 + c_t, var_theta)] at t = 1 "
         "(alpha_t = alpha_1)",
         lhs=r"\mathbb{E}_{q(x_1|x_0)}[\log p_\theta(x_0|x_1)]",
+        line="last",
     )
     return Derivation(
         "reconstruction term in closed form",
@@ -189,7 +222,7 @@ def elbo_reconstruction_term() -> Derivation:
     )
 
 
-@register(58, status="instance")
+@register(58)
 def elbo_prior_term() -> Derivation:
     """The prior matching term KL(q(x_T | x_0) || p(x_T)) of eq. (58), p(x_T) = N(0, 1)."""
     ab = alpha_bar_t
@@ -215,6 +248,7 @@ def elbo_prior_term() -> Derivation:
         {"x_0": "real", "alpha_bar_t": "open_unit"},
         "Prior matching term KL(q(x_T|x_0) || N(0, 1)) at alpha_bar_t = alpha_bar_T",
         lhs=r"D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T))",
+        line="last",
     )
     return Derivation(
         "prior matching term in closed form",
@@ -226,7 +260,7 @@ def elbo_prior_term() -> Derivation:
     )
 
 
-@register(58, status="instance")
+@register(58)
 def elbo_denoising_term() -> Derivation:
     """The denoising matching term of eq. (58) at one t >= 2, in closed form.
 
@@ -283,6 +317,7 @@ def elbo_denoising_term() -> Derivation:
         "Denoising matching term E_{q(x_t|x_0)}[KL(q(x_{t-1}|x_t, x_0) || "
         "N(a_t x_t + c_t, var_theta))] at one t >= 2",
         lhs=r"\mathbb{E}_{q(x_t|x_0)}[D_{\mathrm{KL}}(q(x_{t-1}|x_t, x_0) \| p_\theta(x_{t-1}|x_t))]",
+        line="last",
     )
     return Derivation(
         "denoising matching term in closed form",
@@ -294,7 +329,7 @@ def elbo_denoising_term() -> Derivation:
     )
 
 
-@register(45, status="instance")
+@register(45)
 def elbo_prior_term_consistency() -> Derivation:
     """The prior matching term of derivation one, eq. (45), in closed form.
 
@@ -321,6 +356,7 @@ def elbo_prior_term_consistency() -> Derivation:
         "Prior matching term of derivation one, E_{q(x_{T-1}|x_0)}[KL(q(x_T|x_{T-1}) || "
         "N(0, 1))] at t = T",
         lhs=r"\mathbb{E}_{q(x_{T-1}|x_0)}[D_{\mathrm{KL}}(q(x_T|x_{T-1}) \| p(x_T))]",
+        line="last",
     )
     return Derivation(
         "prior matching term (derivation one) in closed form",
@@ -332,7 +368,7 @@ def elbo_prior_term_consistency() -> Derivation:
     )
 
 
-@register(45, status="instance")
+@register(45)
 def elbo_consistency_term() -> Derivation:
     """The consistency term of eq. (45) at one t in 1..T-1, in closed form.
 
@@ -415,6 +451,7 @@ def elbo_consistency_term() -> Derivation:
         "x_{t+1} + c_next, var_theta_next)] under the chain's joint law",
         lhs=r"\mathbb{E}_{q(x_{t-1},x_t,x_{t+1}|x_0)}"
         r"\left[\log \frac{q(x_t|x_{t-1})}{p_\theta(x_t|x_{t+1})}\right]",
+        line="last",
     )
     return Derivation(
         "consistency term in closed form",
@@ -576,7 +613,7 @@ def _closed_form_two(ch: _Chain):
 # --- the bound, eqs. (34)-(37) and (47) ---
 
 
-@register(34, 35, 36, 37, 47, status="instance")
+@register(34, 35, 36, 37, 47)
 def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
     """log p(x_0) >= ELBO for the diffusion chain, eqs. (34)-(37) (restated as eq. (47)).
 
@@ -604,18 +641,6 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
             raise _DerivationError(f"elbo_bound: {what} is not its stated closed form: {detail}")
     mvec = sp.Matrix(mq)
     mp = lam.LUsolve(h)
-    quad = (mvec.T * lam * mvec)[0] - 2 * (mvec.T * h)[0] + (h.T * mp)[0]
-    gap = (
-        sp.expand(
-            (lam * sq).trace()
-            + quad
-            - T
-            + sp.Add(*[sp.log(ch.v[t]) for t in range(1, T + 1)])
-            - sp.log(v0)
-            - sp.Add(*[sp.log(1 - ch.al[t]) for t in range(1, T + 1)])
-        )
-        / 2
-    )
     steps = [
         Step(log_px, "definition", "log p(x_0) of the reverse chain: N(M_0, V_0)", eq=34),
         Step(log_px, "algebra", "multiply and divide by q(x_{1:T} | x_0)", eq=35),
@@ -625,13 +650,16 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
             "jensen",
             "log E[.] >= E[log .]; the gap is KL(q(x_{1:T}|x_0) || p(x_{1:T}|x_0))",
             eq=37,
-            gap=gap,
+            gap=KL(
+                mvec, sq, mp, lam, unit=tuple(ch.al[1:])
+            ),  # the engine's KL; `gap` above is the same, written out
         ),
     ]
     return Derivation(
         "the diffusion ELBO bounds log p(x_0)",
         (34, 35, 36, 37, 47),
         steps,
+        claims=(47,),  # log p(x) >= ELBO: from the first line to the last
         family=ELBO_FAMILY.replace("{T}", str(T)),
         facts=_sqrt_facts(ch.al[1:]),
     )
@@ -640,7 +668,7 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
 # --- derivation one, eqs. (38)-(45) ---
 
 
-@register(38, 39, 40, 41, 42, 43, 44, 45, status="instance")
+@register(38, 39, 40, 41, 42, 43, 44, 45)
 def elbo_derivation_one(T: int = ELBO_DEFAULT_T) -> Derivation:
     """ELBO derivation one, eqs. (38)-(45): reconstruction, prior matching, consistency terms.
 
@@ -719,7 +747,7 @@ def elbo_derivation_one(T: int = ELBO_DEFAULT_T) -> Derivation:
 # --- the Bayes rewrite, eq. (46) ---
 
 
-@register(46, status="symbolic")
+@register(46)
 def forward_step_bayes() -> Derivation:
     """q(x_t | x_{t-1}, x_0) = q(x_{t-1} | x_t, x_0) q(x_t | x_0) / q(x_{t-1} | x_0), eq. (46).
 
@@ -755,7 +783,7 @@ def forward_step_bayes() -> Derivation:
 # --- derivation two, eqs. (47)-(58) ---
 
 
-@register(48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, status="instance")
+@register(48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58)
 def elbo_derivation_two(T: int = ELBO_DEFAULT_T) -> Derivation:
     """ELBO derivation two, eqs. (47)-(58): reconstruction, prior and denoising matching terms.
 
@@ -861,7 +889,7 @@ x_t_minus_2 = sp.Symbol("x_{t-2}", real=True)
 alpha_t_minus_1 = sp.Symbol("alpha_{t-1}", positive=True)
 
 
-@register(59, 60, 61, 62, 63, 64, 65, 66, status="symbolic")
+@register(59, 60, 61, 62, 63, 64, 65, 66)
 def forward_two_steps() -> Derivation:
     """Two forward steps collapse into one Gaussian step, eqs. (59)-(66).
 
@@ -873,10 +901,11 @@ def forward_two_steps() -> Derivation:
     x_prev = sp.sqrt(a1) * x_t_minus_2 + sp.sqrt(1 - a1) * eps_prev  # eq. (60)
     noise = (eps_t, eps_prev)
     steps = [
+        Step(x_t, "definition", "the sample x_t"),
         Step(
             sp.sqrt(a) * x_t_minus_1 + sp.sqrt(1 - a) * eps_t,
-            "definition",
-            "one forward step, reparameterized",
+            "reparameterize",
+            "one forward step (eq. (31)), reparameterized as in eq. (59)",
             eq=61,
         ),
         Step(
@@ -916,11 +945,77 @@ def forward_two_steps() -> Derivation:
         "two forward steps are one Gaussian step",
         (59, 60, 61, 62, 63, 64, 65, 66),
         steps,
-        facts={x_t_minus_1: x_prev},
+        facts=(
+            definition(x_t_minus_1, x_prev, 31),
+            definition(x_t, sp.sqrt(a) * x_t_minus_1 + sp.sqrt(1 - a) * eps_t, 31),
+        ),
     )
 
 
-@register(67, 68, 69, 70, status="symbolic")
+def _step_law(x_from, alpha, n: int) -> Derivation:
+    """The reparameterized step x = sqrt(alpha) x_from + sqrt(1 - alpha) eps has the law of
+    q(x | x_from) = N(sqrt(alpha) x_from, 1 - alpha) (eq. (31)): line n."""
+    e = sp.Symbol("epsilon", real=True)
+    law = gaussian_law(sp.sqrt(alpha) * x_from + sp.sqrt(1 - alpha) * e, (e,))
+    steps = [
+        Step(sp.Tuple(*law), "definition", "(mean, variance) of the reparameterized sample"),
+        Step(sp.Tuple(sp.sqrt(alpha) * x_from, 1 - alpha), "algebra", "those of eq. (31)", eq=n),
+    ]
+    return Derivation(f"the reparameterized step of eq. ({n})", (n,), steps)
+
+
+@register(59)
+def forward_step_sample() -> Derivation:
+    """x_t = sqrt(alpha_t) x_{t-1} + sqrt(1 - alpha_t) eps is a draw of q(x_t | x_{t-1}), eq. (59)."""
+    return _step_law(sp.Symbol("x_{t-1}", real=True), alpha_t, 59)
+
+
+@register(60)
+def previous_step_sample() -> Derivation:
+    """x_{t-1} = sqrt(alpha_{t-1}) x_{t-2} + sqrt(1 - alpha_{t-1}) eps, eq. (60): the step before."""
+    return _step_law(x_t_minus_2, alpha_t_minus_1, 60)
+
+
+def _forward_marginal_results():
+    """The closed forms of q(x_t | x_0): mean and variance (eq. (70)), the sample (eq. (69))."""
+    domains = {"x_0": "real", "alpha_bar_t": "unit", "eps": "real"}
+    return (
+        ClosedForm(
+            "q_mean",
+            (70,),
+            sp.sqrt(alpha_bar_t) * x_0,
+            ("x_0", "alpha_bar_t"),
+            domains,
+            "Mean of q(x_t | x_0)",
+            lhs=r"\mathbb{E}[x_t \mid x_0]",
+            line=70,
+            component=0,
+        ),
+        ClosedForm(
+            "q_var",
+            (70,),
+            1 - alpha_bar_t,
+            ("alpha_bar_t",),
+            domains,
+            "Variance of q(x_t | x_0) (per coordinate)",
+            lhs=r"\mathrm{Var}[x_t \mid x_0]",
+            line=70,
+            component=1,
+        ),
+        ClosedForm(
+            "q_sample",
+            (69,),
+            sp.sqrt(alpha_bar_t) * x_0 + sp.sqrt(1 - alpha_bar_t) * eps,
+            ("x_0", "alpha_bar_t", "eps"),
+            domains,
+            "Reparameterized sample of q(x_t | x_0) from standard normal noise eps",
+            lhs="x_t",
+            line=69,
+        ),
+    )
+
+
+@register(67, 68, 69, 70)
 def forward_marginal() -> Derivation:
     """q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I), eqs. (67)-(70), by induction.
 
@@ -951,43 +1046,46 @@ def forward_marginal() -> Derivation:
             eq=69,
         ),
     ]
-    domains = {"x_0": "real", "alpha_bar_t": "unit", "eps": "real"}
-    results = (
-        ClosedForm(
-            "q_mean",
-            (70,),
-            sp.sqrt(alpha_bar_t) * x_0,
-            ("x_0", "alpha_bar_t"),
-            domains,
-            "Mean of q(x_t | x_0)",
-            lhs=r"\mathbb{E}[x_t \mid x_0]",
-        ),
-        ClosedForm(
-            "q_var",
-            (70,),
-            1 - alpha_bar_t,
-            ("alpha_bar_t",),
-            domains,
-            "Variance of q(x_t | x_0) (per coordinate)",
-            lhs=r"\mathrm{Var}[x_t \mid x_0]",
-        ),
-        ClosedForm(
-            "q_sample",
-            (69,),
-            sp.sqrt(alpha_bar_t) * x_0 + sp.sqrt(1 - alpha_bar_t) * eps,
-            ("x_0", "alpha_bar_t", "eps"),
-            domains,
-            "Reparameterized sample of q(x_t | x_0) from standard normal noise eps",
-            lhs="x_t",
-        ),
-    )
+    results = _forward_marginal_results()
     return Derivation(
         "q(x_t | x_0) by induction over t",
         (67, 68, 69, 70),
         steps,
-        facts={alpha_bar_t: alpha_t * alpha_bar_prev},
-        results=results,
+        facts=(ALPHA_BAR,),
+        results=results[2:],  # the law (first two) is tied to eq. (70) below
     )
+
+
+@register(70)
+def forward_marginal_law() -> Derivation:
+    """The law of the sample of eq. (69): q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, 1 - alpha_bar_t), eq. (70).
+
+    Mean and variance of an expression linear in standard normal noise, as the engine reads
+    them off (`gaussian_law`).
+    """
+    sample = sp.sqrt(alpha_bar_t) * x_0 + sp.sqrt(1 - alpha_bar_t) * eps
+    steps = [
+        Step(sp.Tuple(*gaussian_law(sample, (eps,))), "definition", "(mean, variance) of eq. (69)"),
+        Step(sp.Tuple(sp.sqrt(alpha_bar_t) * x_0, 1 - alpha_bar_t), "algebra", "", eq=70),
+    ]
+    return Derivation(
+        "the law of q(x_t | x_0)", (70,), steps, results=_forward_marginal_results()[:2]
+    )
+
+
+@register(69)
+def alpha_bar_recursion() -> Derivation:
+    """alpha_bar_t = prod_{i=1}^t alpha_i (defined with eq. (69)) = alpha_t alpha_bar_{t-1}.
+
+    Peel the last factor off the product (the `evaluate` rule's product step).
+    """
+    i, t = sp.symbols("i t", integer=True, positive=True)
+    alpha = sp.Function("alpha", positive=True)
+    steps = [
+        Step(sp.Product(alpha(i), (i, 1, t)), "definition", "alpha_bar_t"),
+        Step(alpha(t) * sp.Product(alpha(i), (i, 1, t - 1)), "evaluate", "alpha_t alpha_bar_{t-1}"),
+    ]
+    return Derivation("alpha_bar_t = alpha_t alpha_bar_{t-1}", (69,), steps)
 
 
 # --- The forward posterior q(x_{t-1} | x_t, x_0), eqs. (71)-(85) --------------------------------
@@ -996,7 +1094,7 @@ def forward_marginal() -> Derivation:
 # Symbols of this region (NOTATION names). mu_q / mu_theta stand for the means when a step
 # keeps them abstract; the facts of each derivation replace them by eqs. (93), (94).
 mu_q, mu_theta = sp.symbols("mu_q mu_theta", real=True)
-_POSTERIOR_FACTS = {alpha_bar_t: alpha_t * alpha_bar_prev}
+_POSTERIOR_FACTS = {alpha_bar_t: alpha_t * alpha_bar_prev}  # ALPHA_BAR as a substitution
 
 
 class _Density(sp.Function):
@@ -1020,17 +1118,8 @@ def _mu_q_expr(x_0_like):
 _VAR_Q_EXPR = (1 - alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)  # eq. (85)
 
 
-@register(71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 93, status="symbolic")
-def forward_posterior() -> Derivation:
-    """The forward posterior q(x_{t-1} | x_t, x_0) by completing the square, eqs. (71)-(85).
-
-    Bayes' rule (eq. (71)) with the Gaussians q(x_t | x_{t-1}) (eq. (31)) and q(x_{t-1} | x_0),
-    q(x_t | x_0) (eq. (70)) inserted (eq. (72)); normalizers dropped wrt x_{t-1} (eq. (73));
-    the exponent expanded and grouped (eqs. (74)-(80), using alpha_bar_t = alpha_t
-    alpha_bar_{t-1} at eq. (79)); the precision factored out (eqs. (81)-(83)); the square
-    completed, identifying the mean mu_q (eqs. (84), (93)) and variance sigma_q^2 (eq. (85)).
-    One coordinate: the covariance is isotropic, so every coordinate is the same 1-D problem.
-    """
+def _posterior_steps():
+    """The lines of eqs. (71)-(84) (see `forward_posterior`)."""
     a, ab, abp, x = alpha_t, alpha_bar_t, alpha_bar_prev, x_prev
     sq = sp.sqrt
     half = sp.Rational(1, 2)
@@ -1166,6 +1255,13 @@ def forward_posterior() -> Derivation:
             wrt=x,
         ),
     ]
+    return steps
+
+
+def _posterior_results():
+    """The closed forms mu_q and sigma_q^2, tied to `posterior_moments`."""
+    a, ab, abp = alpha_t, alpha_bar_t, alpha_bar_prev  # noqa: F841
+    mean = _mu_q_expr(x_0)
     domains = {
         "x_t": "real",
         "x_0": "real",
@@ -1182,6 +1278,8 @@ def forward_posterior() -> Derivation:
             domains,
             "Mean of the forward posterior q(x_{t-1} | x_t, x_0)",
             lhs=r"\mu_q(x_t, x_0)",
+            line="moments",
+            component=0,
         ),
         ClosedForm(
             "var_q",
@@ -1191,23 +1289,71 @@ def forward_posterior() -> Derivation:
             domains,
             "Variance of the forward posterior q(x_{t-1} | x_t, x_0) (per coordinate)",
             lhs=r"\sigma_q^2(t)",
+            line="moments",
+            component=1,
         ),
     )
+    return results
+
+
+@register(71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 93)
+def forward_posterior() -> Derivation:
+    """The forward posterior q(x_{t-1} | x_t, x_0) by completing the square, eqs. (71)-(85).
+
+    Bayes' rule (eq. (71)) with the Gaussians q(x_t | x_{t-1}) (eq. (31)) and q(x_{t-1} | x_0),
+    q(x_t | x_0) (eq. (70)) inserted (eq. (72)); normalizers dropped wrt x_{t-1} (eq. (73));
+    the exponent expanded and grouped (eqs. (74)-(80), using alpha_bar_t = alpha_t
+    alpha_bar_{t-1} at eq. (79)); the precision factored out (eqs. (81)-(83)); the square
+    completed, identifying the mean mu_q (eqs. (84), (93)) and variance sigma_q^2 (eq. (85)).
+    One coordinate: the covariance is isotropic, so every coordinate is the same 1-D problem.
+    """
+    a, ab, abp = alpha_t, alpha_bar_t, alpha_bar_prev
+    sq, q = sp.sqrt, _Density
     return Derivation(
         "the forward posterior by completing the square",
         (71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 93),
-        steps,
-        facts={
-            **_POSTERIOR_FACTS,
-            q(x_t, x): normal_pdf(x_t, sq(a) * x, 1 - a),
-            q(x, x_0): normal_pdf(x, sq(abp) * x_0, 1 - abp),
-            q(x_t, x_0): normal_pdf(x_t, sq(ab) * x_0, 1 - ab),
-        },
-        results=results,
+        _posterior_steps(),
+        facts=(
+            ALPHA_BAR,
+            definition(q(x_t, x_prev), normal_pdf(x_t, sq(a) * x_prev, 1 - a), 31),
+            lemma(q(x_prev, x_0), normal_pdf(x_prev, sq(abp) * x_0, 1 - abp), 70),
+            lemma(q(x_t, x_0), normal_pdf(x_t, sq(ab) * x_0, 1 - ab), 70),
+        ),
     )
 
 
-@register(83, 84, 85, status="symbolic")
+@register(84, 85, 93)
+def posterior_moments() -> Derivation:
+    """Mean mu_q (eqs. (84), (93)) and variance sigma_q^2 (eq. (85)) of q(x_{t-1} | x_t, x_0).
+
+    The engine completes the square in x_{t-1} of the exponent of q(x_t | x_{t-1})
+    q(x_{t-1} | x_0) (eq. (72)); with alpha_bar_t = alpha_t alpha_bar_{t-1} its mean and
+    variance are the paper's.
+    """
+    a, abp, x = alpha_t, alpha_bar_prev, x_prev
+    exponent = -((x_t - sp.sqrt(a) * x) ** 2) / (2 * (1 - a)) - (x - sp.sqrt(abp) * x_0) ** 2 / (
+        2 * (1 - abp)
+    )
+    mean_, var_, _ = complete_square(exponent, x)
+    steps = [
+        Step(sp.Tuple(mean_, var_), "definition", "(mean, variance) of the completed square"),
+        Step(
+            sp.Tuple(_mu_q_expr(x_0), _VAR_Q_EXPR),
+            "complete_square",
+            "written as the paper writes them",
+            name="moments",
+        ),
+    ]
+    return Derivation(
+        "the forward posterior's mean and variance",
+        (84, 85, 93),
+        steps,
+        facts=(ALPHA_BAR,),
+        results=_posterior_results(),
+    )
+
+
+@register(83, 84, 85)
 def posterior_complete_square() -> Derivation:
     """Completing the square in the exponent of eq. (83) gives eqs. (84), (85).
 
@@ -1229,21 +1375,20 @@ def posterior_complete_square() -> Derivation:
             -((x - mean) ** 2) / (2 * _VAR_Q_EXPR) + mean**2 / (2 * _VAR_Q_EXPR),
             "complete_square",
             "x^2 - 2 mu x = (x - mu)^2 - mu^2: mean mu_q (eq. (84)), variance sigma_q^2 (eq. (85))",
-            eq=84,
         ),
     ]
     return Derivation(
         "complete the square in the posterior's exponent",
         (83, 84, 85),
         steps,
-        facts=dict(_POSTERIOR_FACTS),
+        facts=(ALPHA_BAR,),
     )
 
 
 # --- KL between Gaussians and the denoising objective, eqs. (86)-(100) ---------------------------
 
 
-@register(86, status="instance")
+@register(86)
 def gaussian_kl() -> Derivation:
     """KL divergence between Gaussians, eq. (86), per coordinate of a diagonal covariance.
 
@@ -1278,6 +1423,7 @@ def gaussian_kl() -> Derivation:
             "KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate (sum over "
             "coordinates for a diagonal covariance)",
             lhs=r"D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_p, \sigma_p^2))",
+            line=86,
         ),
     )
     return Derivation(
@@ -1289,7 +1435,7 @@ def gaussian_kl() -> Derivation:
     )
 
 
-@register(87, 88, 89, 90, 91, 92, status="symbolic")
+@register(87, 88, 89, 90, 91, 92)
 def denoising_kl_matched_variance() -> Derivation:
     """The denoising KL with matched variances is a scaled squared distance, eqs. (87)-(92).
 
@@ -1336,6 +1482,7 @@ def denoising_kl_matched_variance() -> Derivation:
             domains,
             "KL(N(mu_q, var_q) || N(mu_theta, var_q)) per coordinate (sum over coordinates)",
             lhs=r"D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_\theta, \sigma_q^2))",
+            line=92,
         ),
     )
     return Derivation(
@@ -1343,7 +1490,7 @@ def denoising_kl_matched_variance() -> Derivation:
     )
 
 
-@register(94, 95, 96, 97, 98, 99, status="symbolic")
+@register(94, 95, 96, 97, 98, 99)
 def x_0_objective() -> Derivation:
     """The denoising KL under the x_0 parameterization is a weighted regression, eqs. (94)-(99).
 
@@ -1357,9 +1504,14 @@ def x_0_objective() -> Derivation:
     coef = sp.sqrt(abp) * (1 - a) / (1 - ab)
     steps = [
         Step(
-            (mu_theta - mu_q) ** 2 / (2 * var_q),
+            KL.normal(mu_q, var_q, mu_theta, var_q).expr,
             "definition",
-            "the matched-variance KL (eq. (92)) per coordinate",
+            "KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)), equal variances, per coordinate",
+        ),
+        Step(
+            (mu_theta - mu_q) ** 2 / (2 * var_q),
+            "gaussian_kl",
+            "the matched-variance KL (eq. (92))",
             eq=95,
         ),
         Step(
@@ -1396,15 +1548,6 @@ def x_0_objective() -> Derivation:
     }
     results = (
         ClosedForm(
-            "mu_theta",
-            (94,),
-            _mu_q_expr(x_0_hat),
-            ("x_t", "x_0_hat", "alpha_t", "alpha_bar_t", "alpha_bar_prev"),
-            {**domains, "alpha_bar_prev": "unit"},
-            "Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat",
-            lhs=r"\mu_\theta(x_t, t)",
-        ),
-        ClosedForm(
             "x_0_loss_weight",
             (99,),
             abp * (1 - a) ** 2 / (2 * _VAR_Q_EXPR * (1 - ab) ** 2),
@@ -1412,24 +1555,67 @@ def x_0_objective() -> Derivation:
             domains,
             "Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2)",
             lhs=r"\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}",
+            line=99,
+            rename={x_0_hat: x_0 + 1},  # the weight: line (99) at a unit error
         ),
     )
     return Derivation(
         "the x_0-prediction objective",
         (94, 95, 96, 97, 98, 99),
         steps,
-        facts={
-            **_POSTERIOR_FACTS,
+        facts=(
             # substituted before alpha_bar_t is (dict order is not substitution order)
-            mu_theta: _mu_q_expr(x_0_hat).subs(_POSTERIOR_FACTS),
-            mu_q: _mu_q_expr(x_0).subs(_POSTERIOR_FACTS),
-            var_q: _VAR_Q_EXPR.subs(_POSTERIOR_FACTS),
-        },
+            definition(mu_theta, _mu_q_expr(x_0_hat).subs(_POSTERIOR_FACTS), 94),
+            lemma(mu_q, _mu_q_expr(x_0).subs(_POSTERIOR_FACTS), 84),
+            definition(var_q, _VAR_Q_EXPR.subs(_POSTERIOR_FACTS), 85),
+            ALPHA_BAR,
+        ),
         results=results,
     )
 
 
-@register(100, status="definition")
+@register(93)
+def posterior_mean() -> Derivation:
+    """mu_q(x_t, x_0), eq. (93): the mean of the square completed in x_{t-1} (eq. (72))."""
+    a, abp, x = alpha_t, alpha_bar_prev, x_prev
+    exponent = -((x_t - sp.sqrt(a) * x) ** 2) / (2 * (1 - a)) - (x - sp.sqrt(abp) * x_0) ** 2 / (
+        2 * (1 - abp)
+    )
+    mean_, _, _ = complete_square(exponent, x)
+    steps = [
+        Step(mean_, "definition", "the mean of the completed square"),
+        Step(_mu_q_expr(x_0), "complete_square", "as the paper writes it", eq=93),
+    ]
+    return Derivation("the forward posterior's mean", (93,), steps, facts=(ALPHA_BAR,))
+
+
+@register(94)
+def mu_theta_definition() -> Derivation:
+    """mu_theta(x_t, t): mu_q (eq. (93)) with x_0 replaced by the prediction x_0_hat, eq. (94)."""
+    domains = {
+        "x_t": "real",
+        "x_0_hat": "real",
+        "alpha_t": "unit",
+        "alpha_bar_t": "open_unit",
+        "alpha_bar_prev": "unit",
+    }
+    steps = [Step(_mu_q_expr(x_0_hat), "definition", "the mean of p_theta(x_{t-1} | x_t)", eq=94)]
+    results = (
+        ClosedForm(
+            "mu_theta",
+            (94,),
+            _mu_q_expr(x_0_hat),
+            ("x_t", "x_0_hat", "alpha_t", "alpha_bar_t", "alpha_bar_prev"),
+            domains,
+            "Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat",
+            lhs=r"\mu_\theta(x_t, t)",
+            line=94,
+        ),
+    )
+    return Derivation("the x_0-parameterized mean", (94,), steps, results=results)
+
+
+@register(100)
 def uniform_t_objective() -> Derivation:
     """The sum of denoising terms as an expectation over a uniform time step, eq. (100).
 

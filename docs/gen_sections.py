@@ -184,7 +184,17 @@ def render(section: str) -> str:
             f"## Eq. ({n})",
             "",
             *_math_block([eq.latex]),
-            f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}**.",
+        ]
+        if eq.erratum:  # the corrected statement beside the paper's line
+            lines += [
+                "Erratum (the status is for this corrected statement):",
+                "",
+                *_math_block([eq.erratum["statement"]]),
+                f"*{eq.erratum['reason']}.*",
+                "",
+            ]
+        lines += [
+            f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}** ({record.why}).",
             "",
         ]
         for impl in record.implementations["derivations"]:

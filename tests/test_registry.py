@@ -86,9 +86,9 @@ def _fake(module: str, doc: str | None):
         ((85,), None, "reference.x", "Posterior variance.", r"must cite eq\. \(85\)"),
         ((84, 85), None, "reference.x", "eq. (84)", r"must cite eq\. \(85\)"),
         ((85,), None, "tests.x", "eq. (85)", "only derivations"),
-        ((85,), "symbolic", "reference.x", "eq. (85)", "only derivations declare"),
-        ((85,), None, "derivations.x", "eq. (85)", "must declare status"),
-        ((85,), "proven", "derivations.x", "eq. (85)", "not one of"),
+        # statuses are computed by `udm verify`, never declared
+        ((85,), "symbolic", "reference.x", "eq. (85)", "computed by `udm verify`"),
+        ((85,), "symbolic", "derivations.x", "eq. (85)", "computed by `udm verify`"),
     ],
 )
 def test_register_refuses(eqs, status, module, doc, message):
@@ -199,6 +199,34 @@ def test_udm_eq_json_has_the_promised_keys():
     assert set(obj["implementations"]) == set(registry.LAYERS)
     assert "torch_impl.vdm.kl_normal" in obj["implementations"]["torch_impl"]
     assert obj["derivations"][0]["steps"][-1]["rule"] == "expectation"
+
+
+ERRATA = {22, 45, 132, 133, 149, 150, 151, 161}
+
+
+def test_errata_are_data_shown_by_udm_eq_and_coverage():
+    assert {n for n, e in catalog.load().items() if e.erratum} == ERRATA
+    for n in ERRATA:
+        erratum = catalog.get(n).erratum
+        assert (
+            set(erratum) == {"statement", "reason"} and erratum["statement"] != catalog.get(n).latex
+        )
+        obj = json.loads(CliRunner().invoke(main, ["eq", str(n), "--json", "--no-steps"]).output)
+        assert obj["erratum"] == erratum
+        text = CliRunner().invoke(main, ["eq", str(n), "--no-steps"]).output
+        assert "erratum: " + erratum["statement"] in text and erratum["reason"] in text
+    obj = json.loads(CliRunner().invoke(main, ["eq", "86", "--json", "--no-steps"]).output)
+    assert obj["erratum"] is None  # the key is there, null, where the paper is right
+    rows = json.loads(CliRunner().invoke(main, ["coverage", "--json"]).output)
+    assert {r["number"] for r in rows if r["erratum"]} == ERRATA
+    assert all("erratum" in r and "status_why" in r for r in rows)
+
+
+def test_readme_lists_every_erratum():
+    readme = (registry.repo_root() / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Where the paper and this code differ")[1].split("\n## ")[0]
+    for n in ERRATA:
+        assert f"({n})" in section or f"{n})" in section, n
 
 
 def test_udm_eq_text_names_file_and_line():

@@ -36,6 +36,9 @@ class Equation:
     role: str
     depends_on: tuple[int, ...]
     confidence: str
+    # where the paper's line is wrong: {"statement": corrected LaTeX, "reason": one line};
+    # the computed status describes the corrected statement
+    erratum: dict | None = None
 
 
 @functools.cache

@@ -144,6 +144,8 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
                     "role": entry.role,
                     "confidence": entry.confidence,
                     "status": record.status,
+                    "status_why": record.why,
+                    "erratum": entry.erratum,
                     "implementations": {
                         layer: [i.path for i in impls]
                         for layer, impls in record.implementations.items()
@@ -164,8 +166,12 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
         + (f" / {entry.subsection}" if entry.subsection else "")
     )
     click.echo(f"  {entry.latex}")
+    if entry.erratum:
+        click.echo(f"  erratum: {entry.erratum['statement']}")
+        click.echo(f"           ({entry.erratum['reason']}; the status is for this statement)")
     click.echo(f"  role: {entry.role} ({entry.kind}; numbering confidence {entry.confidence})")
     click.echo(f"  status: {record.status} ({registry.STATUS_MEANING[record.status]})")
+    click.echo(f"          computed by `udm verify`: {record.why}")
     for layer, impls in record.implementations.items():
         click.echo(f"  {layer}:")
         for i in impls or []:
@@ -187,7 +193,7 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per equation.")
 def coverage(as_json: bool) -> None:
-    """Per-section table of equations by status and by implementing layer."""
+    """Per-section table of equations by status (as `udm verify` computed it) and by layer."""
     eqs, index = catalog.load(), registry.index()
     if as_json:
         click.echo(
@@ -197,6 +203,8 @@ def coverage(as_json: bool) -> None:
                         "number": n,
                         "section": eqs[n].module,
                         "status": index[n].status,
+                        "status_why": index[n].why,
+                        "erratum": eqs[n].erratum,
                         "implementations": {
                             layer: [i.path for i in impls]
                             for layer, impls in index[n].implementations.items()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.util
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -87,14 +88,8 @@ def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: 
     if layer not in LAYERS:
         raise RegistrationError(f"{path}: only {', '.join(LAYERS)} may register, not {layer!r}")
     if status is not None:
-        if layer != "derivations":
-            raise RegistrationError(f"{path}: only derivations declare a status")
-        if status not in STATUSES[:-1]:
-            raise RegistrationError(
-                f"{path}: status {status!r} is not one of {', '.join(STATUSES[:-1])}"
-            )
-    elif layer == "derivations":
-        raise RegistrationError(f"{path}: a derivation must declare status=")
+        # statuses are computed from what `udm verify` proved (udm/status.py), never declared
+        raise RegistrationError(f"{path}: status is computed by `udm verify`, not declared")
     missing = sorted(set(equations) - cited_equations(doc))
     if missing:
         raise RegistrationError(
@@ -105,8 +100,8 @@ def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: 
 def register(*equations: int, status: str | None = None) -> Callable[[F], F]:
     """Register the decorated function or class under the paper's equation number(s).
 
-    The layer is the top-level package of the defining module. Derivations must declare
-    `status` ('symbolic', 'instance' or 'definition'). The object gains `__equations__`.
+    The layer is the top-level package of the defining module. No status is declared: it is
+    computed from what `udm verify` proved (udm/status.py). The object gains `__equations__`.
     """
 
     def decorate(obj: F) -> F:
@@ -147,12 +142,26 @@ class EquationRecord:
 
     @property
     def status(self) -> str:
-        declared = [i.status for i in self.implementations["derivations"] if i.status]
-        if declared:
-            return min(declared, key=STATUSES.index)
+        """The status `udm verify` computed (udm/status.json); see udm/status.py."""
+        computed = computed_statuses().get(self.number)
+        if computed:
+            return computed["status"]
         if self.tests and any(self.implementations[layer] for layer in LAYERS):
             return "numeric"
         return "missing"
+
+    @property
+    def why(self) -> str:
+        return computed_statuses().get(self.number, {}).get("why", "not computed yet")
+
+
+@functools.cache
+def computed_statuses() -> dict[int, dict]:
+    """udm/status.json, written by `udm verify` (a full run): number -> {status, why}."""
+    path = Path(__file__).with_name("status.json")
+    if not path.exists():
+        return {}
+    return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
 def repo_root() -> Path:

@@ -59,19 +59,27 @@ def _reference_check(cf, source: str, section: str, rng: random.Random) -> str |
     return None
 
 
-def verify_section(section: str, wanted: set[int] | None = None) -> list[Row]:
-    """Verify one section; rows for the equations its derivations cover (filtered by wanted)."""
+def verify_section(
+    section: str, wanted: set[int] | None = None, built: dict | None = None
+) -> list[Row]:
+    """Verify one section; rows for the equations its derivations cover (filtered by wanted).
+
+    Each derivation's facts, steps and closed-form ties are checked (`check`,
+    `check_results`); `built` collects {path: (derivation, checks)} for the status.
+    """
     from derivations import codegen
+    from derivations.core import where
 
     rows: dict[int, Row] = {}
     rng = random.Random(0)
-    fresh = codegen.render(section)
+    derivations = codegen.derivations_of(section)
+    fresh = codegen.render(section, derivations)
     stale = None
     if fresh is not None:
         path = codegen.GENERATED_DIR / f"{section}.py"
         if not path.exists() or path.read_text(encoding="utf-8") != fresh:
             stale = f"reference/_generated/{section}.py is out of date: run `udm generate`"
-    for source, derivation in codegen.derivations_of(section):
+    for source, derivation in derivations:
         eqs = [n for n in derivation.equations if wanted is None or n in wanted]
         eqs += [
             n
@@ -81,13 +89,15 @@ def verify_section(section: str, wanted: set[int] | None = None) -> list[Row]:
         ]
         if not eqs:
             continue
-        status = _status_of(source)
+        status = "?"  # filled in by run() once every derivation is checked
         start = time.perf_counter()
         failures = []
-        for check in derivation.check():
+        checks = derivation.check() + derivation.check_results()
+        if built is not None:
+            built[source] = (derivation, checks)
+        for check in checks:
             if not check.ok:
-                where = f"eq. ({check.eq})" if check.eq else f"step {check.index}"
-                failures.append(f"{source}: {where} [{check.rule}] {check.detail}")
+                failures.append(f"{source}: {where(check)} [{check.rule}] {check.detail}")
         for cf in derivation.results:
             problem = _reference_check(cf, source, section, rng)
             if problem:
@@ -104,30 +114,35 @@ def verify_section(section: str, wanted: set[int] | None = None) -> list[Row]:
     return [rows[n] for n in sorted(rows)]
 
 
-def _status_of(source: str) -> str:
-    from udm import registry
-
-    for reg in registry.runtime_registrations():
-        if reg.path == source:
-            return reg.status or "numeric"
-    return "numeric"
-
-
 def run(
     equations: Iterable[int] = (),
     section: str | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
-    """Verify the selected equations (all when none given); call on_row as rows complete."""
+    """Verify the selected equations (all when none given); call on_row for each row.
+
+    A full run (no selection) computes every equation's status from what it checked and
+    writes udm/status.json; a partial run shows the statuses of the last full run.
+    """
+    from udm import registry, status
+
     wanted = set(equations) or None
     sections = [section] if section else list(catalog.SECTIONS)
     if wanted:
         modules = {catalog.get(n).module for n in wanted}
         sections = [s for s in sections if s in modules]
-    rows = []
+    rows, built = [], {}
     for name in sections:
-        for row in verify_section(name, wanted):
-            rows.append(row)
-            if on_row:
-                on_row(row)
+        rows.extend(verify_section(name, wanted, built))
+    if wanted is None and section is None:
+        statuses = status.compute(built)
+        if all(r.ok for r in rows) and statuses != status.load():
+            status.write(statuses)
+            registry.computed_statuses.cache_clear()
+    else:
+        statuses = registry.computed_statuses()
+    for row in rows:
+        row.status = statuses.get(row.number, {}).get("status", "missing")
+        if on_row:
+            on_row(row)
     return rows

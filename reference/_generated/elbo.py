@@ -35,7 +35,7 @@ def posterior_mean(*, x_0, w, b, var_x):
     .. math:: \mathbb{E}[z \mid x] = \frac{w \left(- b + x_0\right)}{s^2 + w^{2}}
 
     Domains: x_0 real, w real, b real, var_x > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.evidence_chain_rule``.
+    Generated from ``derivations.elbo.true_posterior``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -52,7 +52,7 @@ def posterior_var(*, w, var_x):
     .. math:: \mathrm{Var}[z \mid x] = \frac{s^2}{s^2 + w^{2}}
 
     Domains: w real, var_x > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.evidence_chain_rule``.
+    Generated from ``derivations.elbo.true_posterior``.
     """
     w = as_float64("w", w, "real")
     var_x = as_float64("var_x", var_x, "positive")

@@ -34,7 +34,7 @@ def implicit_classifier_grad(*, score_cond, score):
     .. math:: \nabla\log p(y \mid x_t) = - \nabla\log p(x_t) + score_{cond}
 
     Domains: score_cond real, score real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.guidance.classifier_free_guidance``.
+    Generated from ``derivations.guidance.implicit_classifier``.
     """
     score_cond = as_float64("score_cond", score_cond, "real")
     score = as_float64("score", score, "real")

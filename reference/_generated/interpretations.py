@@ -34,7 +34,7 @@ def eps_from_x_0(*, x_t, x_0_hat, alpha_bar_t):
     .. math:: \hat\epsilon_\theta(x_t, t) = \frac{- \sqrt{\bar\alpha_t} \hat x_\theta(x_t, t) + x_t}{\sqrt{1 - \bar\alpha_t}}
 
     Domains: x_t real, x_0_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_from_noise``.
+    Generated from ``derivations.interpretations.eps_from_forward_sample``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -99,7 +99,7 @@ def tweedie_mean(*, x_t, score, alpha_bar_t):
     .. math:: \mathbb{E}[\mu_{x_t} \mid x_t] = \nabla\log p(x_t) \left(1 - \bar\alpha_t\right) + x_t
 
     Domains: x_t real, score real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.tweedie_gaussian``.
+    Generated from ``derivations.interpretations.x_0_from_score_derivation``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score = as_float64("score", score, "real")
@@ -115,7 +115,7 @@ def x_0_from_score(*, x_t, score_hat, alpha_bar_t):
     .. math:: \hat x_\theta(x_t, t) = \frac{s_\theta(x_t, t) \left(1 - \bar\alpha_t\right) + x_t}{\sqrt{\bar\alpha_t}}
 
     Domains: x_t real, score_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_from_score_derivation``.
+    Generated from ``derivations.interpretations.x_0_through_score``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score_hat = as_float64("score_hat", score_hat, "real")
@@ -131,7 +131,7 @@ def score_from_x_0(*, x_t, x_0_hat, alpha_bar_t):
     .. math:: s_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_t} \hat x_\theta(x_t, t) - x_t}{1 - \bar\alpha_t}
 
     Domains: x_t real, x_0_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_from_score_derivation``.
+    Generated from ``derivations.interpretations.conditional_score``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -210,7 +210,7 @@ def eps_from_score(*, score_hat, alpha_bar_t):
     .. math:: \hat\epsilon_\theta(x_t, t) = - s_\theta(x_t, t) \sqrt{1 - \bar\alpha_t}
 
     Domains: score_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.score_is_scaled_noise``.
+    Generated from ``derivations.interpretations.eps_from_conditional_score``.
     """
     score_hat = as_float64("score_hat", score_hat, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")

@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['x0_loss_weight', 'x0_loss_weight_snr', 'snr', 'snr_from_omega', 'omega_from_alpha_bar', 'alpha_bar_from_omega', 'one_minus_alpha_bar_from_omega']
+__all__ = ['x0_loss_weight', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
 
 
 @register(101, 110)
@@ -55,6 +55,20 @@ def snr(*, alpha_bar_t):
     return alpha_bar_t/(1 - alpha_bar_t)
 
 
+@register(113)
+def alpha_bar_from_omega(*, omega):
+    r"""alpha_bar_t = sigmoid(-omega), eq. (113).
+
+    .. math:: \bar\alpha_t = \frac{1}{e^{\omega_\eta(t)} + 1}
+
+    Domains: omega real. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.noise_params.alpha_bar_from_omega``.
+    """
+    omega = as_float64("omega", omega, "real")
+    check_broadcast(omega=omega)
+    return (numpy.exp(omega) + 1)**(-1.0)
+
+
 @register(111)
 def snr_from_omega(*, omega):
     r"""SNR(t) from the monotone network's output omega_eta(t), eq. (111).
@@ -62,7 +76,7 @@ def snr_from_omega(*, omega):
     .. math:: \mathrm{SNR}(t) = e^{- \omega_\eta(t)}
 
     Domains: omega real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.alpha_bar_from_omega``.
+    Generated from ``derivations.noise_params.omega_definition``.
     """
     omega = as_float64("omega", omega, "real")
     check_broadcast(omega=omega)
@@ -76,25 +90,11 @@ def omega_from_alpha_bar(*, alpha_bar_t):
     .. math:: \omega_\eta(t) = \log{\left(\frac{1 - \bar\alpha_t}{\bar\alpha_t} \right)}
 
     Domains: alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.alpha_bar_from_omega``.
+    Generated from ``derivations.noise_params.omega_from_alpha_bar``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)
     return numpy.log((1 - alpha_bar_t)/alpha_bar_t)
-
-
-@register(113)
-def alpha_bar_from_omega(*, omega):
-    r"""alpha_bar_t = sigmoid(-omega), eq. (113).
-
-    .. math:: \bar\alpha_t = \frac{1}{e^{\omega_\eta(t)} + 1}
-
-    Domains: omega real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.alpha_bar_from_omega``.
-    """
-    omega = as_float64("omega", omega, "real")
-    check_broadcast(omega=omega)
-    return (numpy.exp(omega) + 1)**(-1.0)
 
 
 @register(114)

@@ -18,7 +18,7 @@ def dsm_esm_gap(*, var, sigma):
     .. math:: J_{\mathrm{DSM}} - J_{\mathrm{ESM}} = - \frac{1}{\sigma^{2} + \sigma^2} + \frac{1}{\sigma^{2}}
 
     Domains: var > 0, sigma > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.denoising_score_matching``.
+    Generated from ``derivations.score.dsm_esm_gap``.
     """
     var = as_float64("var", var, "positive")
     sigma = as_float64("sigma", sigma, "positive")
@@ -48,7 +48,7 @@ def perturbed_var(*, var, sigma):
     .. math:: \mathrm{Var}[x_t] = \sigma^{2} + \sigma^2
 
     Domains: var > 0, sigma > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_gaussian``.
+    Generated from ``derivations.score.perturbed_laws``.
     """
     var = as_float64("var", var, "positive")
     sigma = as_float64("sigma", sigma, "positive")
@@ -63,7 +63,7 @@ def vp_component_mean(*, mean, alpha_bar_t):
     .. math:: \mathbb{E}[x_t] = \sqrt{\bar\alpha_t} \mu
 
     Domains: mean real, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_gaussian``.
+    Generated from ``derivations.score.perturbed_laws``.
     """
     mean = as_float64("mean", mean, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
@@ -78,7 +78,7 @@ def vp_component_var(*, var, alpha_bar_t):
     .. math:: \mathrm{Var}[x_t] = \bar\alpha_t \sigma^2 - \bar\alpha_t + 1
 
     Domains: var > 0, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_gaussian``.
+    Generated from ``derivations.score.perturbed_laws``.
     """
     var = as_float64("var", var, "positive")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")

@@ -18,7 +18,7 @@ def reconstruction_term(*, x_0, w, b, var_x, mean_q, var_q):
     .. math:: \mathbb{E}_{q(z|x)}[\log p_\theta(x|z)] = - \frac{\log{\left(2 \pi s^2 \right)}}{2} - \frac{\sigma_q^2 w^{2} + \left(- b - \mu_q w + x_0\right)^{2}}{2 s^2}
 
     Domains: x_0 real, w real, b real, var_x > 0, mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vae.vae_objective``.
+    Generated from ``derivations.vae.reconstruction_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -52,7 +52,7 @@ def reparameterize(*, mean_q, var_q, eps):
     .. math:: z = \epsilon_0 \sqrt{\sigma_q^2} + \mu_q
 
     Domains: mean_q real, var_q > 0, eps real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vae.reparameterization``.
+    Generated from ``derivations.vae.reparameterized_sample``.
     """
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")

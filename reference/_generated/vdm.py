@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_mean', 'q_var', 'q_sample', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'mu_theta', 'x_0_loss_weight']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'mu_theta']
 
 
 @register(45, 58)
@@ -99,35 +99,6 @@ def elbo_consistency_term(*, x_0, alpha_t, alpha_next, alpha_bar_prev, a_next, c
     return (1/2)*numpy.log(var_theta_next) - 1/2*numpy.log(1 - alpha_t) - 1/2 + (1/2)*(a_next**2*(1 - alpha_next) + (-a_next*numpy.sqrt(alpha_next) + 1)**2*(-alpha_bar_prev*alpha_t + 1) + (numpy.sqrt(alpha_bar_prev)*numpy.sqrt(alpha_t)*x_0*(-a_next*numpy.sqrt(alpha_next) + 1) - c_next)**2)/var_theta_next
 
 
-@register(70)
-def q_mean(*, x_0, alpha_bar_t):
-    r"""Mean of q(x_t | x_0), eq. (70).
-
-    .. math:: \mathbb{E}[x_t \mid x_0] = \sqrt{\bar\alpha_t} x_0
-
-    Domains: x_0 real, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward_marginal``.
-    """
-    x_0 = as_float64("x_0", x_0, "real")
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
-    check_broadcast(x_0=x_0, alpha_bar_t=alpha_bar_t)
-    return numpy.sqrt(alpha_bar_t)*x_0
-
-
-@register(70)
-def q_var(*, alpha_bar_t):
-    r"""Variance of q(x_t | x_0) (per coordinate), eq. (70).
-
-    .. math:: \mathrm{Var}[x_t \mid x_0] = 1 - \bar\alpha_t
-
-    Domains: alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward_marginal``.
-    """
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
-    check_broadcast(alpha_bar_t=alpha_bar_t)
-    return 1 - alpha_bar_t
-
-
 @register(69)
 def q_sample(*, x_0, alpha_bar_t, eps):
     r"""Reparameterized sample of q(x_t | x_0) from standard normal noise eps, eq. (69).
@@ -144,6 +115,35 @@ def q_sample(*, x_0, alpha_bar_t, eps):
     return numpy.sqrt(alpha_bar_t)*x_0 + eps*numpy.sqrt(1 - alpha_bar_t)
 
 
+@register(70)
+def q_mean(*, x_0, alpha_bar_t):
+    r"""Mean of q(x_t | x_0), eq. (70).
+
+    .. math:: \mathbb{E}[x_t \mid x_0] = \sqrt{\bar\alpha_t} x_0
+
+    Domains: x_0 real, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.forward_marginal_law``.
+    """
+    x_0 = as_float64("x_0", x_0, "real")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
+    check_broadcast(x_0=x_0, alpha_bar_t=alpha_bar_t)
+    return numpy.sqrt(alpha_bar_t)*x_0
+
+
+@register(70)
+def q_var(*, alpha_bar_t):
+    r"""Variance of q(x_t | x_0) (per coordinate), eq. (70).
+
+    .. math:: \mathrm{Var}[x_t \mid x_0] = 1 - \bar\alpha_t
+
+    Domains: alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.forward_marginal_law``.
+    """
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
+    check_broadcast(alpha_bar_t=alpha_bar_t)
+    return 1 - alpha_bar_t
+
+
 @register(84, 93)
 def mu_q(*, x_t, x_0, alpha_t, alpha_bar_t, alpha_bar_prev):
     r"""Mean of the forward posterior q(x_{t-1} | x_t, x_0), eqs. (84), (93).
@@ -151,7 +151,7 @@ def mu_q(*, x_t, x_0, alpha_t, alpha_bar_t, alpha_bar_prev):
     .. math:: \mu_q(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}} x_0 \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
 
     Domains: x_t real, x_0 real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward_posterior``.
+    Generated from ``derivations.vdm.posterior_moments``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0 = as_float64("x_0", x_0, "real")
@@ -169,7 +169,7 @@ def var_q(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     .. math:: \sigma_q^2(t) = \frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{1 - \bar\alpha_t}
 
     Domains: alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward_posterior``.
+    Generated from ``derivations.vdm.posterior_moments``.
     """
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -211,24 +211,6 @@ def denoising_kl(*, mu_q, mu_theta, var_q):
     return (1/2)*(-mu_q + mu_theta)**2/var_q
 
 
-@register(94)
-def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
-    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
-
-    .. math:: \mu_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
-
-    Domains: x_t real, x_0_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.x_0_objective``.
-    """
-    x_t = as_float64("x_t", x_t, "real")
-    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
-    alpha_t = as_float64("alpha_t", alpha_t, "unit")
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
-    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
-    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
-    return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
-
-
 @register(99)
 def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eq. (99).
@@ -243,3 +225,21 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
     return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(1 - alpha_bar_t))
+
+
+@register(94)
+def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
+    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
+
+    .. math:: \mu_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
+
+    Domains: x_t real, x_0_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.mu_theta_definition``.
+    """
+    x_t = as_float64("x_t", x_t, "real")
+    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
+    alpha_t = as_float64("alpha_t", alpha_t, "unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
+    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
+    return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
