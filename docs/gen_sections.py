@@ -63,7 +63,7 @@ def pretty_tex(latex: str) -> str:
 
     def var(m: re.Match) -> str:
         sub = re.sub(r"(\\[A-Za-z]+) (\w+)", r"\1,\\mathrm{\2}", m.group(1))
-        return rf"\sigma^2_{{{sub}}}"
+        return rf"{{\sigma^2_{{{sub}}}}}"  # braced: a power of it is no double exponent
 
     return _VAR.sub(var, latex)
 

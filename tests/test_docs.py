@@ -91,8 +91,8 @@ def test_section_pages_anchor_every_equation_and_link_repeats():
 
 
 def test_pretty_tex_and_citation_links():
-    assert gen_sections.pretty_tex(r"var_{\theta 1} + var_{q2}") == (
-        r"\sigma^2_{\theta,\mathrm{1}} + \sigma^2_{q2}"
+    assert gen_sections.pretty_tex(r"var_{\theta 1} + var_{q2}^{2}") == (
+        r"{\sigma^2_{\theta,\mathrm{1}}} + {\sigma^2_{q2}}^{2}"  # braced: no double exponent
     )
     linked = gen_sections.link_citations("see eqs. (84), (85) and eq. (999)")
     assert "{ref}`eqs. (84) <eq-84>`" in linked and "{ref}`(85) <eq-85>`" in linked
