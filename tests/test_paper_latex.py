@@ -156,3 +156,44 @@ def test_algebraic_lines_use_only_the_paper_symbols():
     assert line.kind == "algebraic"
     assert line.rhs.free_symbols == {abp, ab, x_0, x_0_hat}
     assert reader.parse_equation(72).kind == "structured"  # Gaussian densities
+
+
+# --- the paper's line against the derivation's line N (udm/printed_match.py) --------------
+
+
+@pytest.mark.parametrize("number", [99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170])
+def test_derivation_lines_match_the_printed_lines(number):
+    from udm import printed_match
+
+    result = printed_match.match(number)
+    assert result.printed_match is True, result.reason
+
+
+@pytest.mark.parametrize(
+    "number, old, new",
+    [
+        (99, "(1-\\alpha_t)^2", "(1-\\alpha_t)^3"),  # a changed exponent
+        (117, "\\sqrt{\\bar{\\alpha}_{t-1}}", "\\sqrt{\\bar{\\alpha}_{t}}"),  # t for t-1
+        (104, "\\bar{\\alpha}_{t-1}-\\bar{\\alpha}_t", "\\bar{\\alpha}_{t-1}+\\bar{\\alpha}_t"),
+        (170, "(1 - \\gamma)", "(1 + \\gamma)"),
+    ],
+)
+def test_a_wrong_catalog_line_fails_its_match(number, old, new):
+    from udm import printed_match
+
+    right = reader.parse_equation(number)
+    assert old in right.latex
+    wrong = reader.parse_latex(right.latex.replace(old, new, 1), right.lhs, right.lhs_from, number)
+    result = printed_match.match(number, wrong)
+    assert result.printed_match is not True, result.reason
+    assert printed_match.match(number).printed_match is True
+
+
+def test_equal_refutes_at_a_point_and_proves_symbolically():
+    from udm.printed_match import equal
+
+    assert equal((1 - ab) / (1 - ab), 1) == (True, "identical")
+    ok, how = equal(ab / (1 - ab) - abp / (1 - abp), (ab - abp) / ((1 - ab) * (1 - abp)))
+    assert ok is True and "simplify" in how
+    ok, how = equal(sp.sqrt(ab), ab)
+    assert ok is False and "differ" in how

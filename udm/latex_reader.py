@@ -73,6 +73,7 @@ NOTATION: list[tuple[str, sp.Basic]] = [
     (r"(?<!_\{)x_t(?![\w{])", S.x_t),
     (r"x_0(?![\w{])", S.x_0),
     (r"\\gamma", S.guidance_scale),
+    (r"(?<![\\a-zA-Z])c(?![_a-zA-Z])", S.step_size),  # Langevin's step c (not c_1, c_2)
 ]
 NOTATION_SYMBOLS = {symbol for _, symbol in NOTATION}
 GREEK = (
