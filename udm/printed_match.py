@@ -2,17 +2,23 @@
 
 For each equation, the paper's line is read by udm/latex_reader.py and compared with every
 derivation step numbered N (`Step.eq == N`, found through the registry). The comparison
-works on the right side of the paper's line (the derivations' steps are right sides; a
-line `lhs = rhs` with its own left side is also tried on `lhs`), after two substitutions
-that both sides share:
+works on the right side of the paper's line (the derivations' steps are right sides; in a
+chain `a = b = c` on b and c; a bare expression is its own right side), after these
+substitutions, which both sides share:
 
 * the closed forms of the paper's named quantities (`CLOSED_FORMS`): sigma_q^2(t),
   SNR(t), SNR(t-1), the squared error, and alpha_bar_t = alpha_t alpha_bar_{t-1};
-* `argmin_theta f` compares its objective f.
+* Gaussian densities N(x; m, v) and KLs between two Gaussians in closed form;
+* names: a derivation's `x_{t-1}` is NOTATION's x_prev (`ALIASES`); eq. (86)'s mu_x, Sigma_x
+  are the KL arguments mean_q, var_q (`PAPER_ALIASES`); guidance's densities as its
+  derivations state them (`MODELS`);
+* `argmin_theta f` compares its objective f; a line with the paper's unspecified
+  C(x_t, x_0) (eq. (75)) matches when the two differ only by a term free of x_{t-1}.
 
-Verdicts: True (equal: numerically at random points of the symbols' domains, then
-`simplify(difference) == 0`), False (unequal at some point: a finding), or None with a
-reason (no derivation line, a structured line the check cannot evaluate, ...).
+Verdicts: True (identical, or equal at random points of the symbols' domains and then
+`simplify(difference) == 0`; the reason says which), False (unequal at some point: a
+finding), or None with a reason (no derivation line, a structured line the check cannot
+evaluate, ...).
 
 Run `python -m udm.printed_match` for the report.
 """
@@ -42,6 +48,10 @@ CLOSED_FORMS = {
 SCHEDULE = {ab: a * abp}  # alpha_bar_t = alpha_t alpha_bar_{t-1}
 # names some derivations use for NOTATION's symbols (x_{t-1} is x_prev, alpha_{t-1} alpha_prev)
 ALIASES = {"x_{t-1}": S.x_prev, "alpha_{t-1}": S.alpha_prev, "x_{t+1}": S.x_next}
+# eq. (86)'s N(x; mu_x, Sigma_x), N(y; mu_y, Sigma_y) are NOTATION's KL arguments
+PAPER_ALIASES = {
+    86: {"mu_x": S.mean_q, "Sigma_x": S.var_q, "mu_y": S.mean_p, "Sigma_y": S.var_p},
+}
 _i, _t = sp.Symbol("i", real=True), sp.Symbol("t", real=True)
 _alpha = sp.IndexedBase("alpha")
 
@@ -99,10 +109,11 @@ def _build(module: str, name: str):
     return _BUILT[module, name]
 
 
-def _closed(expr, module: str = ""):
+def _closed(expr, module: str = "", aliases: dict | None = None):
     """Both sides in the same terms: named quantities, Gaussians and KLs in closed form."""
     expr = sp.sympify(expr)
-    expr = expr.xreplace({s: ALIASES[s.name] for s in expr.free_symbols if s.name in ALIASES})
+    aliases = {**ALIASES, **(aliases or {})}
+    expr = expr.xreplace({s: aliases[s.name] for s in expr.free_symbols if s.name in aliases})
     expr = expr.xreplace(MODELS.get(module, {}))
     expr = expr.replace(lambda e: e.func == reader.KL and _all_normal(e.args), _gaussian_kl)
     expr = expr.replace(reader.Normal, _gaussian_pdf)
@@ -163,11 +174,16 @@ def equal(u, v, seed: int = 0, points: int = 4) -> tuple[bool | None, str]:
     return True, f"equal at {points} random points (simplify did not reach 0)"
 
 
-def _objective(expr):
-    """argmin_theta f -> f (the derivations state the objective)."""
-    if isinstance(expr, AppliedUndef) and expr.func.__name__ in ("argmin", "argmax"):
-        return expr.args[0]
-    return expr
+def _unspecified(expr) -> bool:
+    return any(f.func.__name__ == "C" for f in expr.atoms(AppliedUndef))
+
+
+def _equal_up_to_unspecified(mine, theirs) -> tuple[bool | None, str]:
+    """Eq. (75): exp{-1/2 [... + C(x_t, x_0)]}, C collecting the terms free of x_{t-1}."""
+    ratio = sp.expand_log(sp.log(theirs) - sp.log(mine.replace(sp.Function("C"), lambda *a: 0)))
+    if sp.simplify(sp.diff(ratio, S.x_prev)) == 0:
+        return True, "equal up to the paper's C(x_t, x_0), a term free of x_{t-1}"
+    return False, "differ by more than a term free of x_{t-1}"
 
 
 def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
@@ -178,23 +194,31 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
     lines = derivation_lines(number)
     if not lines:
         return Match(number, None, "no derivation step is numbered with this equation")
-    sides = [("right side", parsed.rhs)]
-    if parsed.lhs is not None and parsed.lhs_from is None:
-        sides.append(("left side", parsed.lhs))
+    # the printed members right of a relation (all of them for a chain a = b = c)
+    members = parsed.chain[1:] if parsed.relations else parsed.chain
+    sides = [
+        ("right side" if k == len(members) - 1 else f"member {k + 2}", e)
+        for k, e in enumerate(members)
+    ][::-1]
     module = catalog.get(number).module
     findings = []
     for path, _derivation, step in lines:
         for side, printed in sides:
             theirs = _closed(step.expr, module)
-            mine = _same_names(_closed(_objective(printed), module), theirs)
+            mine = _closed(reader.objective(printed), module, PAPER_ALIASES.get(number))
+            mine = _same_names(mine, theirs)
             ok, how = equal(mine, theirs)
+            if ok is not True and mine.atoms(AppliedUndef) and _unspecified(mine):
+                ok, how = _equal_up_to_unspecified(mine, theirs)
             if ok:
                 return Match(number, True, f"{side}: {how}", path)
             findings.append((ok, f"{side} vs {path}: {how}", path))
     refuted = [f for f in findings if f[0] is False]
     if refuted:
         return Match(number, False, refuted[0][1], refuted[0][2])
-    return Match(number, None, findings[0][1], findings[0][2])
+    family = next((d.family for _, d, _ in lines if d.family), None)
+    on = f"; the derivation works on {family}" if family else ""
+    return Match(number, None, findings[0][1] + on, findings[0][2])
 
 
 def match_all(numbers=None) -> dict[int, Match]:
@@ -209,11 +233,12 @@ def report(matches: dict[int, Match]) -> str:
     for module in catalog.SECTIONS:
         ns = [n for n in matches if eqs[n].module == module]
         verdicts = Counter(str(matches[n].printed_match) for n in ns)
-        kinds = Counter(parsed[n].kind for n in ns)
+        kinds = reader.counts({n: parsed[n] for n in ns})["all"]
         rows.append(
             f"{module:16s} {len(ns):3d} eqs | algebraic {kinds['algebraic']:3d} structured "
-            f"{kinds['structured']:3d} reason {kinds['reason']:3d} | match True "
-            f"{verdicts['True']:3d} False {verdicts['False']:3d} None {verdicts['None']:3d}"
+            f"{kinds['structured']:3d} reason {kinds['reason']:3d} (algebraic right side "
+            f"{kinds['algebraic right side']:3d}) | match True {verdicts['True']:3d} "
+            f"False {verdicts['False']:3d} None {verdicts['None']:3d}"
         )
     total = Counter(str(m.printed_match) for m in matches.values())
     rows.append(f"all: True {total['True']}, False {total['False']}, None {total['None']}")
