@@ -174,6 +174,11 @@ def equal(u, v, seed: int = 0, points: int = 4) -> tuple[bool | None, str]:
     return True, f"equal at {points} random points (simplify did not reach 0)"
 
 
+def _names(expr) -> set[str]:
+    """Names of the undefined functions in expr (densities, E, KL, argmin, ...)."""
+    return {f.func.__name__ for f in sp.sympify(expr).atoms(AppliedUndef)}
+
+
 def _unspecified(expr) -> bool:
     return any(f.func.__name__ == "C" for f in expr.atoms(AppliedUndef))
 
@@ -207,8 +212,12 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
             theirs = _closed(step.expr, module)
             mine = _closed(reader.objective(printed), module, PAPER_ALIASES.get(number))
             mine = _same_names(mine, theirs)
+            if missing := _names(mine) - _names(theirs) - {"C"}:  # C: eq. (75), below
+                what = ", ".join(sorted(missing))
+                findings.append((None, f"{side} has {what}; {path}'s line does not", path))
+                continue
             ok, how = equal(mine, theirs)
-            if ok is not True and mine.atoms(AppliedUndef) and _unspecified(mine):
+            if ok is not True and _unspecified(mine):
                 ok, how = _equal_up_to_unspecified(mine, theirs)
             if ok:
                 return Match(number, True, f"{side}: {how}", path)
