@@ -168,7 +168,9 @@ def test_algebraic_lines_use_only_the_paper_symbols():
 # --- the paper's line against the derivation's line N (udm/printed_match.py) --------------
 
 
-@pytest.mark.parametrize("number", [99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170])
+@pytest.mark.parametrize(
+    "number", [1, 3, 12, 19, 75, 86, 90, 99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170]
+)
 def test_derivation_lines_match_the_printed_lines(number):
     from udm import printed_match
 
@@ -184,6 +186,8 @@ def test_derivation_lines_match_the_printed_lines(number):
         (104, "\\bar{\\alpha}_{t-1}-\\bar{\\alpha}_t", "\\bar{\\alpha}_{t-1}+\\bar{\\alpha}_t"),
         (170, "(1 - \\gamma)", "(1 + \\gamma)"),
         (75, "\\alpha_t x_{t-1}^2", "x_{t-1}^2"),  # a line with the paper's C(x_t, x_0)
+        (1, "p(x, z)", "p(z)"),  # an integral on the linear-Gaussian family
+        (19, "- \\underbrace{D", "+ \\underbrace{D"),  # a KL on the family
         (86, "\\mathrm{tr}(\\Sigma_y^{-1}\\Sigma_x)", "\\mathrm{tr}(\\Sigma_x^{-1}\\Sigma_y)"),
     ],
 )

@@ -109,15 +109,80 @@ def _build(module: str, name: str):
     return _BUILT[module, name]
 
 
+# The background sections' derivations work on the linear-Gaussian latent model
+# z ~ N(0, 1), x | z ~ N(w z + b, var_x), q_phi(z | x) = N(mean_q, var_q); the paper's x is
+# the data point x_0. Each density is exp(log-density), so logs of products split.
+def _lognormal(x, mean, var):
+    return -((x - mean) ** 2) / (2 * var) - sp.log(2 * sp.pi * var) / 2
+
+
+_x, _g = sp.Symbol("x", real=True), reader.given
+_post_var = S.var_x / (S.var_x + S.w**2)  # p(z | x)
+_post_mean = S.w * (S.x_0 - S.b) / (S.var_x + S.w**2)
+_LATENT = {
+    _p(_x, S.z): sp.exp(_lognormal(S.x_0, S.w * S.z + S.b, S.var_x) + _lognormal(S.z, 0, 1)),
+    _p(S.z): sp.exp(_lognormal(S.z, 0, 1)),
+    _p(_x): sp.exp(_lognormal(S.x_0, S.b, S.var_x + S.w**2)),
+    _p(S.z, _g(_x)): sp.exp(_lognormal(S.z, _post_mean, _post_var)),
+    sp.Function("p_theta")(_x, _g(S.z)): sp.exp(_lognormal(S.x_0, S.w * S.z + S.b, S.var_x)),
+    sp.Function("q_phi")(S.z, _g(_x)): sp.exp(_lognormal(S.z, S.mean_q, S.var_q)),
+    sp.Function("mu_phi")(_x): S.mean_q,  # eq. (20): q_phi(z|x) = N(z; mu_phi(x), sigma_phi^2(x))
+    sp.Function("sigma_phi^2")(_x): S.var_q,
+}
+FAMILIES = {"elbo": _LATENT, "vae": _LATENT}
+_Q = sp.Function("q_phi")(S.z, _g(_x))
+
+
+def _expect_gaussian(body, family):
+    """E over z ~ q_phi(z | x) = N(mean_q, var_q) of a polynomial in z, by its moments."""
+    xi = sp.Dummy("xi")
+    inner = sp.expand_log(body.xreplace(family), force=True)
+    try:
+        poly = sp.Poly(sp.expand(inner.subs(S.z, S.mean_q + sp.sqrt(S.var_q) * xi)), xi)
+    except sp.PolynomialError:  # E of a density ratio (eq. (7)): not by moments
+        return reader.E(body, _Q)
+    moment = {k: 0 if k % 2 else sp.factorial2(k - 1) for k in range(poly.degree() + 1)}
+    return sum(c * moment[k] for (k,), c in poly.terms())
+
+
+def _integrate_over_z(body, z):
+    """The paper's integral over all z of (factor free of z) * exp(quadratic in z)."""
+    const, dependent = body.as_independent(z, as_Add=False)
+    exponent = sp.expand(sp.expand_log(sp.log(dependent), force=True))
+    try:
+        a2, a1, a0 = sp.Poly(exponent, z).all_coeffs()
+    except (sp.PolynomialError, ValueError):  # not a Gaussian in z
+        return sp.Integral(body, z)
+    return const * sp.sqrt(sp.pi / -a2) * sp.exp(a1**2 / (-4 * a2) + a0)
+
+
+def _in_family(expr, module: str):
+    """The paper's densities as the family's; logs split; KL(q_phi || p) = E_q[log q / p];
+    E under q_phi by moments."""
+    family = FAMILIES.get(module)
+    if family is None or not isinstance(expr, sp.Expr):
+        return expr
+    kl_from_q = lambda e: e.func == reader.KL and e.args[0] == _Q  # noqa: E731
+    expr = expr.replace(kl_from_q, lambda e: reader.E(sp.log(_Q / e.args[1]), _Q))
+    under_q = lambda e: e.func == reader.E and e.args[1:] == (_Q,)  # noqa: E731
+    expr = expr.replace(under_q, lambda e: _expect_gaussian(e.args[0], family))
+    expr = expr.xreplace(family)
+    expr = expr.replace(sp.Integral, lambda body, var: _integrate_over_z(body, var[0]))
+    return sp.expand_log(expr, force=True)
+
+
 def _closed(expr, module: str = "", aliases: dict | None = None):
     """Both sides in the same terms: named quantities, Gaussians and KLs in closed form."""
     expr = sp.sympify(expr)
     aliases = {**ALIASES, **(aliases or {})}
     expr = expr.xreplace({s: aliases[s.name] for s in expr.free_symbols if s.name in aliases})
     expr = expr.xreplace(MODELS.get(module, {}))
+    expr = _in_family(expr, module)
     expr = expr.replace(lambda e: e.func == reader.KL and _all_normal(e.args), _gaussian_kl)
     expr = expr.replace(reader.Normal, _gaussian_pdf)
     expr = expr.xreplace({reader.Sigma_q: S.var_q, sp.Product(_alpha[_i], (_i, 1, _t)): ab})
+    if module in FAMILIES:  # there var_q is the encoder's variance, not sigma_q^2(t)
+        return expr
     return expr.xreplace(CLOSED_FORMS).xreplace(SCHEDULE)
 
 
@@ -174,9 +239,24 @@ def equal(u, v, seed: int = 0, points: int = 4) -> tuple[bool | None, str]:
     return True, f"equal at {points} random points (simplify did not reach 0)"
 
 
+def _integrands(expr):
+    """E_q[f] + E_q[g] -> f + g when every term is an expectation under one q (else None).
+
+    The derivations state such lines by their integrand, until a step takes the expectation.
+    """
+    terms = sp.Add.make_args(expr)
+    laws = {t.args[1:] for t in terms if getattr(t, "func", None) == reader.E}
+    if len(laws) != 1 or any(getattr(t, "func", None) != reader.E for t in terms):
+        return None
+    return sp.Add(*(t.args[0] for t in terms))
+
+
 def _names(expr) -> set[str]:
     """Names of the undefined functions in expr (densities, E, KL, argmin, ...)."""
-    return {f.func.__name__ for f in sp.sympify(expr).atoms(AppliedUndef)}
+    expr = sp.sympify(expr)
+    return {f.func.__name__ for f in expr.atoms(AppliedUndef)} | (
+        {"an integral"} if expr.has(sp.Integral) else set()
+    )
 
 
 def _unspecified(expr) -> bool:
@@ -199,13 +279,15 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
     lines = derivation_lines(number)
     if not lines:
         return Match(number, None, "no derivation step is numbered with this equation")
+    module = catalog.get(number).module
     # the printed members right of a relation (all of them for a chain a = b = c)
     members = parsed.chain[1:] if parsed.relations else parsed.chain
-    sides = [
-        ("right side" if k == len(members) - 1 else f"member {k + 2}", e)
-        for k, e in enumerate(members)
-    ][::-1]
-    module = catalog.get(number).module
+    sides = [("right side", members[-1])]
+    sides += [(f"member {k + 2} of the chain", e) for k, e in enumerate(members[:-1])]
+    if (integrand := _integrands(members[-1])) is not None:
+        sides.append(("the integrand of the right side", integrand))
+    if module in FAMILIES and not members[-1].has(sp.log, reader.E, reader.KL):
+        sides.append(("the log of the right side", sp.log(members[-1])))  # log-densities
     findings = []
     for path, _derivation, step in lines:
         for side, printed in sides:
@@ -217,6 +299,8 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
                 findings.append((None, f"{side} has {what}; {path}'s line does not", path))
                 continue
             ok, how = equal(mine, theirs)
+            if side.startswith(("the integrand", "the log")) and ok is False:
+                ok = None  # the derivation's line may be the expectation instead
             if ok is not True and _unspecified(mine):
                 ok, how = _equal_up_to_unspecified(mine, theirs)
             if ok:
