@@ -210,3 +210,11 @@ def test_equal_refutes_at_a_point_and_proves_symbolically():
     assert ok is True and "simplify" in how
     ok, how = equal(sp.sqrt(ab), ab)
     assert ok is False and "differ" in how
+
+
+def test_a_parsed_line_has_a_json_record():
+    record = reader.parse_equation(109).to_json()
+    assert record["kind"] == "algebraic" and record["relations"] == ["="]
+    assert record["chain_sympy"] == ["snr_t", "alpha_bar_t/(1 - alpha_bar_t)"]
+    assert record["chain_latex"][0] == r"\mathrm{SNR}(t)"
+    assert reader.parse_equation(67).to_json()["reason"].startswith("an ellipsis")

@@ -16,8 +16,12 @@ identity matrix I is 1 and the squared norm ||u||_2^2 is u**2, as in the derivat
 
 What is not algebra stays structured, as opaque SymPy function applications that compare
 structurally: densities `q(x_t, given(x_0))`, `E(body, dist)`, `KL(q, p)`,
-`N(x, mean, var)`, `argmin(objective, theta)`, `Integral`, `Derivative`. Lines with matrix
-notation (transpose, trace, determinant) or an ellipsis get a reason instead.
+`N(x, mean, var)`, `argmin(objective, theta)`, `Integral`, `Derivative`. Matrix notation
+(transpose, trace, determinant, dimension d) is read on one coordinate, with a note; a line
+the reader cannot read (the ellipsis of eq. (67)) gets a reason instead.
+
+    >>> parse_equation(109).chain
+    (snr_t, alpha_bar_t/(1 - alpha_bar_t))
 """
 
 from __future__ import annotations
@@ -408,6 +412,19 @@ class ParsedLine:
     def relation(self) -> str | None:
         return self.relations[-1] if self.relations else None
 
+    def to_json(self) -> dict:
+        """A JSON-ready record (`udm eq N --json`): the sides as LaTeX and as SymPy text."""
+        return {
+            "number": self.number,
+            "kind": self.kind,
+            "relations": list(self.relations),
+            "chain_latex": [S.tex(e) for e in self.chain],
+            "chain_sympy": [str(e) for e in self.chain],
+            "reason": self.reason,
+            "lhs_from": self.lhs_from,
+            "notes": list(self.notes),
+        }
+
 
 def is_algebraic(expr) -> bool:
     """True when expr uses no densities, expectations, KL, argmin, integrals or gradients."""
@@ -501,3 +518,8 @@ def objective(expr):
     if isinstance(expr, AppliedUndef) and expr.func in ARGOPS.values():
         return expr.args[0]
     return expr
+
+
+if __name__ == "__main__":  # python -m udm.latex_reader: the counts per section
+    for section, row in counts().items():
+        print(f"{section:16s}", ", ".join(f"{k} {v}" for k, v in sorted(row.items())))
