@@ -169,7 +169,8 @@ def test_algebraic_lines_use_only_the_paper_symbols():
 
 
 @pytest.mark.parametrize(
-    "number", [1, 3, 12, 19, 75, 86, 90, 99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170]
+    "number",
+    [1, 2, 3, 12, 19, 71, 75, 86, 90, 99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170],
 )
 def test_derivation_lines_match_the_printed_lines(number):
     from udm import printed_match
@@ -188,6 +189,7 @@ def test_derivation_lines_match_the_printed_lines(number):
         (75, "\\alpha_t x_{t-1}^2", "x_{t-1}^2"),  # a line with the paper's C(x_t, x_0)
         (1, "p(x, z)", "p(z)"),  # an integral on the linear-Gaussian family
         (19, "- \\underbrace{D", "+ \\underbrace{D"),  # a KL on the family
+        (71, "q(x_{t-1}|x_0)}{q(x_{t}|x_0)}", "q(x_{t}|x_0)}{q(x_{t-1}|x_0)}"),  # densities
         (86, "\\mathrm{tr}(\\Sigma_y^{-1}\\Sigma_x)", "\\mathrm{tr}(\\Sigma_x^{-1}\\Sigma_y)"),
     ],
 )
