@@ -20,7 +20,9 @@ Verdicts: True (identical, or equal at random points of the symbols' domains and
 finding), or None with a reason (no derivation line, a structured line the check cannot
 evaluate, ...).
 
-Run `python -m udm.printed_match` for the report.
+Run `python -m udm.printed_match` for the report. For `udm eq N --json` and `udm coverage`:
+`match(N).printed_match` and `.reason` (`printed_match_reason`), and `report(match_all())`
+for the counts per section; `latex_reader.parse_equation(N).to_json()` for the parsed line.
 """
 
 from __future__ import annotations
