@@ -308,7 +308,7 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
     findings = []
     for path, derivation, step in lines:
         # a derivation's abstract densities, as its facts define them (vdm's q(a | b))
-        densities = {k: v for k, v in derivation.facts.items() if isinstance(k, sp.Function)}
+        densities = {k: v for k, v in derivation.substitutions.items() if isinstance(k, sp.Function)}
         for side, printed in sides:
             theirs = _closed(sp.sympify(step.expr).xreplace(densities), module)
             mine = _closed(reader.objective(printed), module, PAPER_ALIASES.get(number))
