@@ -73,6 +73,18 @@ def _gaussian_kl(kl):
 _p, _p_y, _y = sp.Function("p"), sp.Function("p_y"), sp.Symbol("y", real=True)
 _q, _N = sp.Function("q"), reader.Normal
 _evidence = sp.Symbol("p(y)", positive=True)
+# the forward process's densities as the paper states them: eqs. (31), (70), (84)
+_FORWARD = {
+    _q(S.x_t, reader.given(S.x_prev)): _N(S.x_t, sp.sqrt(a) * S.x_prev, 1 - a),
+    _q(S.x_t, reader.given(S.x_prev, S.x_0)): _N(S.x_t, sp.sqrt(a) * S.x_prev, 1 - a),
+    _q(S.x_prev, reader.given(S.x_0)): _N(S.x_prev, sp.sqrt(abp) * S.x_0, 1 - abp),
+    _q(S.x_t, reader.given(S.x_0)): _N(S.x_t, sp.sqrt(ab) * S.x_0, 1 - ab),
+    _q(S.x_prev, reader.given(S.x_t, S.x_0)): _N(
+        S.x_prev,
+        (sp.sqrt(a) * (1 - abp) * S.x_t + sp.sqrt(abp) * (1 - a) * S.x_0) / (1 - ab),
+        S.var_q,
+    ),
+}
 MODELS = {
     "guidance": {
         _p(S.x_t, reader.given(_y)): _p(S.x_t) * _p_y(S.x_t) / _evidence,
@@ -81,17 +93,8 @@ MODELS = {
         S.score: sp.Derivative(sp.log(_p(S.x_t)), S.x_t),
     },
     # the forward process's densities as the paper states them: eqs. (31), (70), (84)
-    "vdm": {
-        _q(S.x_t, reader.given(S.x_prev)): _N(S.x_t, sp.sqrt(a) * S.x_prev, 1 - a),
-        _q(S.x_t, reader.given(S.x_prev, S.x_0)): _N(S.x_t, sp.sqrt(a) * S.x_prev, 1 - a),
-        _q(S.x_prev, reader.given(S.x_0)): _N(S.x_prev, sp.sqrt(abp) * S.x_0, 1 - abp),
-        _q(S.x_t, reader.given(S.x_0)): _N(S.x_t, sp.sqrt(ab) * S.x_0, 1 - ab),
-        _q(S.x_prev, reader.given(S.x_t, S.x_0)): _N(
-            S.x_prev,
-            (sp.sqrt(a) * (1 - abp) * S.x_t + sp.sqrt(abp) * (1 - a) * S.x_0) / (1 - ab),
-            S.var_q,
-        ),
-    },
+    "vdm": _FORWARD,
+    "interpretations": _FORWARD,  # the same forward process (erratum statements)
 }
 
 
@@ -206,11 +209,19 @@ def _all_normal(args) -> bool:
 
 
 def _same_names(expr, like):
-    """Symbols of `expr` replaced by the symbols of `like` that have the same name."""
+    """Symbols and undefined functions of `expr` replaced by those of `like` with the same
+    name (a derivation may declare assumptions, e.g. guidance's positive p(x_t))."""
     by_name = {s.name: s for s in like.free_symbols if isinstance(s, sp.Symbol)}
-    return expr.xreplace(
+    expr = expr.xreplace(
         {s: by_name[s.name] for s in expr.free_symbols if by_name.get(s.name, s) != s}
     )
+    funcs = {f.func.__name__: f.func for f in like.atoms(AppliedUndef)}
+    renamed = {
+        f: funcs[f.func.__name__](*f.args)
+        for f in expr.atoms(AppliedUndef)
+        if funcs.get(f.func.__name__, f.func) != f.func
+    }
+    return expr.xreplace(renamed) if renamed else expr
 
 
 def _point(symbols, rng):
@@ -289,13 +300,35 @@ def _equal_up_to_unspecified(mine, theirs) -> tuple[bool | None, str]:
 
 
 def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
-    """Compare the paper's line `number` with the derivation lines numbered `number`."""
+    """Compare the paper's line `number` with the derivation lines numbered `number`.
+
+    When the printed line does not match and the catalog records an erratum for it, the
+    erratum's statement is compared too: if the derivation proves the erratum, the verdict
+    is False (the paper's line is not what is proved) with the erratum as the explanation.
+    """
     parsed = parsed or reader.parse_equation(number)
     if parsed.kind == "reason":
         return Match(number, None, f"the paper's line is not read: {parsed.reason}")
     lines = derivation_lines(number)
     if not lines:
         return Match(number, None, "no derivation step is numbered with this equation")
+    result = _compare(number, parsed, lines)
+    erratum = getattr(catalog.get(number), "erratum", None)
+    if result.printed_match is True or not erratum:
+        return result
+    fixed = reader.parse_latex(erratum["statement"], parsed.lhs, parsed.lhs_from, number)
+    if fixed.kind == "reason" or _compare(number, fixed, lines).printed_match is not True:
+        return result
+    return Match(
+        number,
+        False,
+        f"the printed line differs ({result.reason}); the derivation proves the catalog's "
+        f"erratum {erratum['statement']}: {erratum['reason']}",
+        result.derivation,
+    )
+
+
+def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
     module = catalog.get(number).module
     # the printed members right of a relation (all of them for a chain a = b = c)
     members = parsed.chain[1:] if parsed.relations else parsed.chain
