@@ -220,3 +220,47 @@ def test_a_parsed_line_has_a_json_record():
     assert record["chain_sympy"] == ["snr_t", "alpha_bar_t/(1 - alpha_bar_t)"]
     assert record["chain_latex"][0] == r"\mathrm{SNR}(t)"
     assert reader.parse_equation(67).to_json()["reason"].startswith("an ellipsis")
+
+
+# --- the stored verdicts and the CLI (udm/printed_match.json, udm eq, udm coverage) -------
+
+
+def test_stored_printed_matches_are_current():
+    """udm/printed_match.json is what matching every line now gives (run `udm verify`)."""
+    from udm import printed_match, status
+
+    assert printed_match.records(printed_match.match_all()) == status.load_printed()
+
+
+def test_udm_eq_and_coverage_show_the_match():
+    import json
+
+    from click.testing import CliRunner
+
+    from udm import printed_match
+    from udm.cli import main
+
+    runner = CliRunner()
+    records = json.loads(runner.invoke(main, ["coverage", "--json"]).output)
+    by_number = {r["number"]: r for r in records}
+    assert all("printed_match" in r and "printed_match_reason" in r for r in records)
+    for n in (85, 100, 132, 170):
+        fresh = printed_match.match(n)
+        shown = json.loads(runner.invoke(main, ["eq", str(n), "--json", "--no-steps"]).output)
+        for record in (shown, by_number[n]):
+            assert record["printed_match"] is fresh.printed_match, n
+            assert record["printed_match_reason"] == fresh.reason, n
+        text = runner.invoke(main, ["eq", str(n), "--no-steps"]).output
+        word = {True: "matched", False: "differs:", None: "not compared:"}[fresh.printed_match]
+        assert f"  printed line: {word}" in text, n
+    table = runner.invoke(main, ["coverage"]).output.splitlines()
+    assert table[0].split()[-1] == "printed"
+    total = sum(r["printed_match"] is True for r in records)
+    assert table[-1].split()[-1] == str(total) and total >= 100
+
+
+def test_an_erratum_the_derivation_proves_makes_the_printed_line_false():
+    from udm import printed_match
+
+    result = printed_match.match(132)  # the paper's grad log p(x_t); proved: grad log q(x_t|x_0)
+    assert result.printed_match is False and "erratum" in result.reason

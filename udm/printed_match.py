@@ -20,9 +20,10 @@ Verdicts: True (identical, or equal at random points of the symbols' domains and
 finding), or None with a reason (no derivation line, a structured line the check cannot
 evaluate, ...).
 
-Run `python -m udm.printed_match` for the report. For `udm eq N --json` and `udm coverage`:
-`match(N).printed_match` and `.reason` (`printed_match_reason`), and `report(match_all())`
-for the counts per section; `latex_reader.parse_equation(N).to_json()` for the parsed line.
+Run `python -m udm.printed_match` for the report (`--write` also stores the verdicts in
+udm/printed_match.json). A full `udm verify` stores them too; `udm eq N` and `udm coverage`
+read that file (`printed_match`, `printed_match_reason`), so they stay fast;
+`latex_reader.parse_equation(N).to_json()` gives the parsed line.
 """
 
 from __future__ import annotations
@@ -322,8 +323,8 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
     return Match(
         number,
         False,
-        f"the printed line differs ({result.reason}); the derivation proves the catalog's "
-        f"erratum {erratum['statement']}: {erratum['reason']}",
+        f"the derivation proves the catalog's erratum {erratum['statement']} "
+        f"({erratum['reason']}), not the printed line ({result.reason})",
         result.derivation,
     )
 
@@ -341,7 +342,9 @@ def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
     findings = []
     for path, derivation, step in lines:
         # a derivation's abstract densities, as its facts define them (vdm's q(a | b))
-        densities = {k: v for k, v in derivation.substitutions.items() if isinstance(k, sp.Function)}
+        densities = {
+            k: v for k, v in derivation.substitutions.items() if isinstance(k, sp.Function)
+        }
         for side, printed in sides:
             theirs = _closed(sp.sympify(step.expr).xreplace(densities), module)
             mine = _closed(reader.objective(printed), module, PAPER_ALIASES.get(number))
@@ -366,9 +369,32 @@ def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
     return Match(number, None, findings[0][1] + on, findings[0][2])
 
 
-def match_all(numbers=None) -> dict[int, Match]:
+def match_all(numbers=None, built: dict | None = None) -> dict[int, Match]:
+    """match(n) for every equation; `built` ({path: (derivation, checks)}, as `udm verify`
+    collects it) saves building each derivation again."""
+    for path, (derivation, _) in (built or {}).items():
+        _BUILT.setdefault(tuple(path.rsplit(".", 1)), derivation)
     numbers = sorted(catalog.load()) if numbers is None else numbers
     return {n: match(n) for n in numbers}
+
+
+def records(matches: dict[int, Match]) -> dict[int, dict]:
+    """What udm/printed_match.json stores (and `udm eq` / `udm coverage` show)."""
+    return {
+        n: {"printed_match": m.printed_match, "reason": m.reason, "derivation": m.derivation}
+        for n, m in sorted(matches.items())
+    }
+
+
+def store(matches: dict[int, Match]) -> bool:
+    """Write udm/printed_match.json when it differs; True if written."""
+    from udm import status
+
+    new = records(matches)
+    if new == status.load_printed():
+        return False
+    status.write_printed(new)
+    return True
 
 
 def report(matches: dict[int, Match]) -> str:
@@ -392,9 +418,17 @@ def report(matches: dict[int, Match]) -> str:
 
 
 if __name__ == "__main__":
+    import sys
+
     results = {}
     for n in sorted(catalog.load()):
         start = time.perf_counter()
         m = results[n] = match(n)
         print(f"({n}) {m.printed_match}: {m.reason} [{time.perf_counter() - start:.1f} s]")
     print(report(results))
+    if "--write" in sys.argv[1:]:
+        print(
+            "wrote udm/printed_match.json"
+            if store(results)
+            else "udm/printed_match.json is current"
+        )
