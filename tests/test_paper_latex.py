@@ -170,7 +170,10 @@ def test_algebraic_lines_use_only_the_paper_symbols():
 
 @pytest.mark.parametrize(
     "number",
-    [1, 2, 3, 12, 19, 71, 75, 86, 90, 99, 101, 104, 108, 110, 115, 117, 124, 142, 151, 170],
+    [
+        *(1, 2, 3, 12, 19, 33, 59, 61, 64, 70, 71, 75, 86, 90, 99, 101, 104, 108, 110, 112),
+        *(115, 117, 124, 126, 131, 142, 144, 151, 163, 166, 170),
+    ],
 )
 def test_derivation_lines_match_the_printed_lines(number):
     from udm import printed_match
@@ -191,6 +194,12 @@ def test_derivation_lines_match_the_printed_lines(number):
         (19, "- \\underbrace{D", "+ \\underbrace{D"),  # a KL on the family
         (71, "q(x_{t-1}|x_0)}{q(x_{t}|x_0)}", "q(x_{t}|x_0)}{q(x_{t-1}|x_0)}"),  # densities
         (86, "\\mathrm{tr}(\\Sigma_y^{-1}\\Sigma_x)", "\\mathrm{tr}(\\Sigma_x^{-1}\\Sigma_y)"),
+        (112, "\\exp(-\\omega", "\\exp(\\omega"),  # the equation through its left side
+        (70, "\\left(1 - \\bar\\alpha_t\\right)", "\\left(1 - \\alpha_t\\right)"),  # a law
+        (59, "\\sqrt{1 - \\alpha_t}\\epsilon", "\\sqrt{1 - \\bar\\alpha_t}\\epsilon"),
+        (61, "\\sqrt{1 - \\alpha_t}\\epsilon_{t-1}^*", "\\sqrt{\\alpha_t}\\epsilon_{t-1}^*"),
+        (131, "(1 - \\bar{\\alpha}_t)", "(1 + \\bar{\\alpha}_t)"),  # on the Gaussian family
+        (126, "\\mu_{\\theta},\\Sigma_q", "\\mu_{\\theta},2\\Sigma_q"),  # mu as eq. (124)
     ],
 )
 def test_a_wrong_catalog_line_fails_its_match(number, old, new):

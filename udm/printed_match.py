@@ -55,6 +55,46 @@ ALIASES = {"x_{t-1}": S.x_prev, "alpha_{t-1}": S.alpha_prev, "x_{t+1}": S.x_next
 PAPER_ALIASES = {
     86: {"mu_x": S.mean_q, "Sigma_x": S.var_q, "mu_y": S.mean_p, "Sigma_y": S.var_p},
 }
+# names that differ only by an index convention, and the paper's symbols that a derivation's
+# line states through their definitions; each is shown in the verdict's reason
+_star = {k: sp.Symbol(f"epsilon_{k}^*", real=True) for k in ("t", "{t-1}")}
+_sq, _s1 = sp.sqrt(a), sp.sqrt(1 - ab)
+_eps_mu = {  # eqs. (124), (125): mu_q, mu_theta through the source noise and its prediction
+    "mu_q": S.x_t / _sq - (1 - a) / (_s1 * _sq) * S.eps,
+    "mu_theta": S.x_t / _sq - (1 - a) / (_s1 * _sq) * S.eps_hat,
+}
+_score_mu = {  # eqs. (142), (143): mu_q, mu_theta through the score and its prediction
+    "mu_q": S.x_t / _sq + (1 - a) / _sq * S.score,
+    "mu_theta": S.x_t / _sq + (1 - a) / _sq * S.score_hat,
+}
+_mean, _var = sp.Symbol("mean", real=True), sp.Symbol("var", positive=True)
+RENAMED = {
+    # the derivation fixes T = 2
+    33: ({"x_T": sp.Symbol("x_2", real=True)}, "x_T is x_2 (the derivation fixes T = 2)"),
+    # the derivation indexes the noise of the step into x_t as epsilon_t^* (paper: t-1), and
+    # names the merged noise of eqs. (64)-(66) epsilon_{t-1}^* (paper: epsilon_{t-2})
+    **{
+        n: (
+            {"epsilon_{t-1}^*": _star["t"], "epsilon_{t-2}^*": _star["{t-1}"]},
+            "noise indices shifted by one (the derivation's epsilon_t^* is the paper's "
+            "epsilon_{t-1}^*)",
+        )
+        for n in (61, 62, 63)
+    },
+    **{
+        n: (
+            {"epsilon_{t-2}": _star["{t-1}"]},
+            "the paper's merged noise epsilon_{t-2} is the derivation's epsilon_{t-1}^*",
+        )
+        for n in (64, 65, 66)
+    },
+    126: (_eps_mu, "mu_q and mu_theta as eqs. (124), (125) state them"),
+    144: (_score_mu, "mu_q and mu_theta as eqs. (142), (143) state them"),
+    131: (
+        {"score": -(S.x_t - sp.sqrt(ab) * _mean) / (ab * _var + 1 - ab)},
+        "grad log p(x_t) on the derivation's family, x_0 ~ N(mean, var)",
+    ),
+}
 _i, _t = sp.Symbol("i", real=True), sp.Symbol("t", real=True)
 _alpha = sp.IndexedBase("alpha")
 
@@ -330,7 +370,60 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
 
 
 def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
+    result = _compare_as_printed(number, parsed, lines)
+    if result.printed_match is True or number not in RENAMED:
+        return result
+    names, why = RENAMED[number]
+    renamed = _compare_as_printed(number, parsed, lines, names)
+    if renamed.printed_match is True:
+        return Match(number, True, f"{renamed.reason}; {why}", renamed.derivation)
+    return result
+
+
+def _as_law(printed, like):
+    """A printed sample sqrt(c) x + sqrt(v) eps, or N(x; m, v), as the derivation's
+    (mean, variance) pair (eqs. (59), (60), (70))."""
+    if getattr(printed, "func", None) == reader.Normal:
+        return sp.Tuple(printed.args[1], printed.args[2])
+    noise = [e for e in printed.free_symbols if e.name == "eps"]
+    if len(noise) != 1 or len(like) != 2:
+        return None
+    eps = noise[0]
+    if sp.diff(printed, eps, 2) != 0:
+        return None
+    return sp.Tuple(printed.subs(eps, 0), sp.diff(printed, eps) ** 2)
+
+
+def _equal_tuples(mine, theirs) -> tuple[bool | None, str]:
+    verdicts = [equal(u, v) for u, v in zip(mine, theirs, strict=True)]
+    if all(ok is True for ok, _ in verdicts):
+        hows = dict.fromkeys(how for _, how in verdicts)  # once each, in order
+        return True, "as a law (mean, variance): " + "; ".join(hows)
+    if any(ok is False for ok, _ in verdicts):
+        return False, "as a law (mean, variance): " + next(h for ok, h in verdicts if ok is False)
+    return None, "as a law (mean, variance): cannot tell"
+
+
+def _by_left_side(parsed, derivation, step, module) -> tuple[bool | None, str] | None:
+    """The paper's equation L(X) = R with X, the derivation's first line (a symbol), replaced
+    by its line N: eq. (112) prints SNR = exp(-omega), the derivation solves for alpha_bar_t."""
+    first = derivation.steps[0].expr
+    if len(parsed.chain) != 2 or parsed.relations != ("=",) or not isinstance(first, sp.Symbol):
+        return None
+    lhs = _same_names(parsed.chain[0], sp.Tuple(first))
+    if first not in lhs.free_symbols or lhs == first:
+        return None
+    ok, how = equal(
+        _closed(lhs.xreplace({first: step.expr}), module), _closed(parsed.chain[1], module)
+    )
+    if ok is not True:
+        return None
+    return True, f"the paper's equation with {first} as the derivation's line: {how}"
+
+
+def _compare_as_printed(number: int, parsed, lines, renamed: dict | None = None) -> Match:
     module = catalog.get(number).module
+    aliases = {**PAPER_ALIASES.get(number, {}), **(renamed or {})}
     # the printed members right of a relation (all of them for a chain a = b = c)
     members = parsed.chain[1:] if parsed.relations else parsed.chain
     sides = [("right side", members[-1])]
@@ -347,8 +440,20 @@ def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
         }
         for side, printed in sides:
             theirs = _closed(sp.sympify(step.expr).xreplace(densities), module)
-            mine = _closed(reader.objective(printed), module, PAPER_ALIASES.get(number))
+            mine = _closed(reader.objective(printed), module, aliases)
             mine = _same_names(mine, theirs)
+            if isinstance(theirs, sp.Tuple):  # the derivation states a law: (mean, variance)
+                law = _as_law(reader.objective(printed), theirs)
+                if law is not None:
+                    law = sp.Tuple(*(_same_names(_closed(c, module, aliases), theirs) for c in law))
+                if law is None:
+                    findings.append((None, f"{side}: {path} states a law (mean, variance)", path))
+                    continue
+                ok, how = _equal_tuples(law, theirs)
+                if ok:
+                    return Match(number, True, f"{side}: {how}", path)
+                findings.append((ok, f"{side} vs {path}: {how}", path))
+                continue
             if missing := _names(mine) - _names(theirs) - {"C"}:  # C: eq. (75), below
                 what = ", ".join(sorted(missing))
                 findings.append((None, f"{side} has {what}; {path}'s line does not", path))
@@ -361,6 +466,9 @@ def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
             if ok:
                 return Match(number, True, f"{side}: {how}", path)
             findings.append((ok, f"{side} vs {path}: {how}", path))
+    for path, derivation, step in lines:
+        if (verdict := _by_left_side(parsed, derivation, step, module)) is not None:
+            return Match(number, True, verdict[1], path)
     refuted = [f for f in findings if f[0] is False]
     if refuted:
         return Match(number, False, refuted[0][1], refuted[0][2])
