@@ -408,8 +408,10 @@ def _by_left_side(parsed, derivation, step, module) -> tuple[bool | None, str] |
     """The paper's equation L(X) = R with X, the derivation's first line (a symbol), replaced
     by its line N: eq. (112) prints SNR = exp(-omega), the derivation solves for alpha_bar_t."""
     first = derivation.steps[0].expr
-    if len(parsed.chain) != 2 or parsed.relations != ("=",) or not isinstance(first, sp.Symbol):
+    if len(parsed.chain) != 2 or parsed.relations != ("=",):
         return None
+    if not isinstance(first, sp.Symbol):
+        return _by_scaled_left_side(parsed, first, step, module)
     lhs = _same_names(parsed.chain[0], sp.Tuple(first))
     if first not in lhs.free_symbols or lhs == first:
         return None
@@ -419,6 +421,48 @@ def _by_left_side(parsed, derivation, step, module) -> tuple[bool | None, str] |
     if ok is not True:
         return None
     return True, f"the paper's equation with {first} as the derivation's line: {how}"
+
+
+def _by_scaled_left_side(parsed, first, step, module):
+    """The paper's left side is k X for a schedule factor k, X the derivation's first line:
+    then L = R is k times the derivation's X = line N (eq. (150) is (151) times 1 - alpha_bar_t)."""
+    if not isinstance(first, sp.Expr) or first.is_number:
+        return None
+    left = _closed(parsed.chain[0], module)
+    x = _same_names(_closed(first, module), left).doit()
+    left = left.doit()
+    if x == 0 or left == x:
+        return None
+    k = sp.simplify(left / x)
+    if k.free_symbols - {a, ab, abp} or k.has(AppliedUndef, sp.Derivative, sp.Subs):
+        return None
+    theirs = _same_names(_closed(k * step.expr, module), left)
+    ok, how = equal(_same_names(_closed(parsed.chain[1], module), theirs), theirs)
+    if ok is not True:
+        return None
+    return True, f"the paper's equation is {k} times the derivation's (left side {first}): {how}"
+
+
+def _kl_integrand(printed, theirs, mine):
+    """A printed KL(N(v; m1, s1) || N(v; m2, s2)) against a derivation line that states it
+    by its integrand log q(x) - log p(x) at a point x (eq. (87)): that line's expectation
+    over x ~ N(m1, s1), by moments; None when the line is not of that kind."""
+    printed = reader.objective(printed)
+    if getattr(printed, "func", None) != reader.KL or not _all_normal(printed.args):
+        return None
+    extra = {s for s in theirs.free_symbols - mine.free_symbols if isinstance(s, sp.Symbol)}
+    if len(extra) != 1:
+        return None
+    (x,) = extra
+    (_, m1, s1), _ = (n.args for n in printed.args)
+    m1, s1 = (_same_names(_closed(e), theirs) for e in (m1, s1))
+    xi = sp.Dummy("xi")
+    try:
+        poly = sp.Poly(sp.expand(theirs.subs(x, m1 + sp.sqrt(s1) * xi)), xi)
+    except sp.PolynomialError:
+        return None
+    moment = {k: 0 if k % 2 else sp.factorial2(k - 1) for k in range(poly.degree() + 1)}
+    return sum(c * moment[k] for (k,), c in poly.terms())
 
 
 def _compare_as_printed(number: int, parsed, lines, renamed: dict | None = None) -> Match:
@@ -463,6 +507,10 @@ def _compare_as_printed(number: int, parsed, lines, renamed: dict | None = None)
                 ok = None  # the derivation's line may be the expectation instead
             if ok is not True and _unspecified(mine):
                 ok, how = _equal_up_to_unspecified(mine, theirs)
+            if ok is False and (mean := _kl_integrand(printed, theirs, mine)) is not None:
+                ok2, how2 = equal(mine, mean)
+                if ok2 is True:
+                    ok, how = True, f"{how2}, the derivation's line being the KL's integrand"
             if ok:
                 return Match(number, True, f"{side}: {how}", path)
             findings.append((ok, f"{side} vs {path}: {how}", path))
