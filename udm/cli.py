@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from udm import catalog, registry
+from udm import catalog, registry, status
 from udm.model import limits
 from udm.model.config import FLOAT_RANGES, INT_RANGES, defaults
 
@@ -131,6 +131,7 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
             for i in record.implementations["derivations"]
         ]
     )
+    printed, printed_reason = status.printed(n)
     if as_json:
         click.echo(
             json.dumps(
@@ -146,6 +147,8 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
                     "status": record.status,
                     "status_why": record.why,
                     "erratum": entry.erratum,
+                    "printed_match": printed,
+                    "printed_match_reason": printed_reason,
                     "implementations": {
                         layer: [i.path for i in impls]
                         for layer, impls in record.implementations.items()
@@ -172,6 +175,7 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
     click.echo(f"  role: {entry.role} ({entry.kind}; numbering confidence {entry.confidence})")
     click.echo(f"  status: {record.status} ({registry.STATUS_MEANING[record.status]})")
     click.echo(f"          computed by `udm verify`: {record.why}")
+    click.echo(f"  printed line: {_printed_text(printed, printed_reason)}")
     for layer, impls in record.implementations.items():
         click.echo(f"  {layer}:")
         for i in impls or []:
@@ -190,11 +194,20 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
         click.echo(f"    {node}")
 
 
+def _printed_text(printed: bool | None, reason: str) -> str:
+    """The paper's printed line against the derivation's line, in words."""
+    if printed is True:
+        return f"matched ({reason})"
+    return f"differs: {reason}" if printed is False else f"not compared: {reason}"
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per equation.")
 def coverage(as_json: bool) -> None:
-    """Per-section table of equations by status (as `udm verify` computed it) and by layer."""
+    """Per-section table of equations by status (as `udm verify` computed it), by layer, and
+    how many printed lines match their derivation line (`printed`)."""
     eqs, index = catalog.load(), registry.index()
+    printed = {n: status.printed(n) for n in eqs}
     if as_json:
         click.echo(
             json.dumps(
@@ -205,6 +218,8 @@ def coverage(as_json: bool) -> None:
                         "status": index[n].status,
                         "status_why": index[n].why,
                         "erratum": eqs[n].erratum,
+                        "printed_match": printed[n][0],
+                        "printed_match_reason": printed[n][1],
                         "implementations": {
                             layer: [i.path for i in impls]
                             for layer, impls in index[n].implementations.items()
@@ -217,7 +232,7 @@ def coverage(as_json: bool) -> None:
             )
         )
         return
-    cols = [*list(registry.STATUSES), "deriv", "ref", "torch", "tested"]
+    cols = [*list(registry.STATUSES), "deriv", "ref", "torch", "tested", "printed"]
     head = f"{'section':<16}{'eqs':>5}" + "".join(f"{c:>11}" for c in cols)
     click.echo(head)
     click.echo("-" * len(head))
@@ -230,6 +245,7 @@ def coverage(as_json: bool) -> None:
             sum(bool(r.implementations[layer]) for r in records) for layer in registry.LAYERS
         ]
         counts += [sum(bool(r.tests) for r in records)]
+        counts += [sum(printed[n][0] is True for n in catalog.numbers_in(section))]
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
         click.echo(f"{section:<16}{counts[0]:>5}" + "".join(f"{c:>11}" for c in counts[1:]))
     click.echo("-" * len(head))

@@ -22,6 +22,9 @@ from pathlib import Path
 from udm import catalog, registry
 
 STATUS_PATH = Path(__file__).with_name("status.json")
+# udm/printed_match.py's verdicts (the paper's printed line N against the derivation's line N),
+# written by a full `udm verify` and `python -m udm.printed_match --write`
+PRINTED_PATH = Path(__file__).with_name("printed_match.json")
 _RANK = {s: i for i, s in enumerate(registry.STATUSES)}
 
 
@@ -112,3 +115,24 @@ def load() -> dict[int, dict]:
     if not STATUS_PATH.exists():
         return {}
     return {int(k): v for k, v in json.loads(STATUS_PATH.read_text(encoding="utf-8")).items()}
+
+
+def write_printed(records: dict[int, dict]) -> None:
+    """Store {number: {"printed_match": True/False/None, "reason": str, "derivation": str}}."""
+    text = json.dumps({str(n): v for n, v in sorted(records.items())}, indent=1) + "\n"
+    PRINTED_PATH.write_text(text, encoding="utf-8")
+
+
+def load_printed() -> dict[int, dict]:
+    """The printed-line verdicts last stored (empty if never written)."""
+    if not PRINTED_PATH.exists():
+        return {}
+    return {int(k): v for k, v in json.loads(PRINTED_PATH.read_text(encoding="utf-8")).items()}
+
+
+def printed(number: int) -> tuple[bool | None, str]:
+    """(printed_match, printed_match_reason) of equation `number` as last stored."""
+    record = load_printed().get(number)
+    if record is None:
+        return None, "not computed: run `udm verify` (a full run) to compare the printed lines"
+    return record["printed_match"], record["reason"]

@@ -122,7 +122,9 @@ def run(
     """Verify the selected equations (all when none given); call on_row for each row.
 
     A full run (no selection) computes every equation's status from what it checked and
-    writes udm/status.json; a partial run shows the statuses of the last full run.
+    writes udm/status.json, and compares every printed line with its derivation line
+    (udm/printed_match.py) into udm/printed_match.json; a partial run shows the statuses of
+    the last full run.
     """
     from udm import registry, status
 
@@ -139,6 +141,10 @@ def run(
         if all(r.ok for r in rows) and statuses != status.load():
             status.write(statuses)
             registry.computed_statuses.cache_clear()
+        if all(r.ok for r in rows):
+            from udm import printed_match
+
+            printed_match.store(printed_match.match_all(built=built))
     else:
         statuses = registry.computed_statuses()
     for row in rows:
