@@ -238,12 +238,23 @@ def train_step(
     )
 
 
-def sampling(T: int = 1000, *, batch: int = 256, dim: int = 32, repeats: int = 3, device="cpu"):
-    """Ancestral sampling of `batch` samples (T steps), ours vs diffusers' DDPMScheduler.step."""
+def sampling(
+    T: int = 1000,
+    *,
+    batch: int = 256,
+    dim: int = 32,
+    repeats: int = 3,
+    device="cpu",
+    validate_args: bool = False,
+):
+    """Ancestral sampling of `batch` samples (T steps), ours vs diffusers' DDPMScheduler.step.
+    validate_args=False: our argument checks off inside the loop (udm.checks), as a sampler
+    with known-good inputs runs; True measures their cost."""
     from diffusers import DDPMScheduler
 
     import torch_impl.interpretations as I
     from torch_impl import vdm
+    from udm import checks
 
     sched = vdm.linear_schedule(T)
     sch = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False)
@@ -273,14 +284,15 @@ def sampling(T: int = 1000, *, batch: int = 256, dim: int = 32, repeats: int = 3
             x = sch.step(net(x, t), t0, x, generator=gen).prev_sample
         return x
 
-    with torch.no_grad():
+    with torch.no_grad(), checks.validate_args(validate_args):
         diff = float((ours_fn() - peer_fn()).abs().max())  # warm-up, and they must agree
         ours, peer = [], []
         for _ in range(repeats):
             ours.append(_timed(ours_fn, device))
             peer.append(_timed(peer_fn, device))
     return _ratio_row(
-        f"sampling T={T}: Schedule vs diffusers step",
+        f"sampling T={T}, batch {batch}, checks {'on' if validate_args else 'off'}: "
+        "Schedule vs diffusers step",
         device,
         ours,
         peer,
@@ -288,6 +300,7 @@ def sampling(T: int = 1000, *, batch: int = 256, dim: int = 32, repeats: int = 3
         higher_is_better=False,
         extra={
             "batch": batch,
+            "validate_args": validate_args,
             "dim": dim,
             "samples_per_s_ours": batch / statistics.median(ours),
             "samples_per_s_peer": batch / statistics.median(peer),
@@ -383,7 +396,8 @@ def run(
             rows.append(train_step(T, device=device, **reps, **({"inner": 5} if quick else {})))
             if log:
                 log(f"speed: ancestral sampling on {device}")
-            rows.append(sampling(T, device=device, **reps, **({"batch": 64} if quick else {})))
+            for batch in (64,) if quick else (256, 1024):
+                rows.append(sampling(T, device=device, batch=batch, **reps))
     if log:
         log("speed: udm verify")
     verify = verify_wall(verify_sections)
