@@ -275,3 +275,17 @@ def test_an_erratum_the_derivation_proves_makes_the_printed_line_false():
     for n in (132, 133, 150):  # the paper's grad log p(x_t); proved: grad log q(x_t | x_0)
         result = printed_match.match(n)
         assert result.printed_match is False and "erratum" in result.reason, n
+
+
+def test_a_probe_never_accepts_a_match(monkeypatch):
+    """Equal at every random point but not proved equal (simplify disabled here) is no match:
+    the verdict is None, never True. A probe only refutes."""
+    import sympy as sp
+
+    from udm import printed_match
+
+    x = sp.Symbol("x", real=True)
+    monkeypatch.setattr(printed_match.sp, "simplify", lambda e: e)
+    ok, why = printed_match.equal(x * (x + 1), x**2 + x)
+    assert ok is None and printed_match.UNPROVED in why
+    assert printed_match.equal(x * (x + 1), x**2 + 2 * x)[0] is False
