@@ -20,7 +20,7 @@ from pathlib import Path
 
 from examples import EXAMPLES, FIGURES
 
-from udm import catalog, registry
+from udm import catalog, paper_form, registry, status
 
 # A derivation whose LaTeX is longer than this (characters, longest line or all lines
 # together) is shown collapsed: SymPy's expanded forms run to thousands of characters.
@@ -93,29 +93,47 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
         first = shown[path]
         return [f"Derivation: `{path}`, shown under {eq_ref(first)} above.", ""]
     shown[path] = n
-    from derivations.symbols import tex
-
     module, name = path.rsplit(".", 1)
     d = getattr(importlib.import_module(module), name)()
     family = f" (on `{d.family}`)" if d.family else ""
     body = []
-    for i, s in enumerate(d.steps):
+    for i, line in enumerate(paper_form.lines(path, d)):
+        s = line.step
         rel = "" if i == 0 else s.latex_relation()
         # rule and paper number on the left, where they stay visible however long the line
         label = f"({s.eq}) " if s.eq else ""
         rule = rf"\text{{{label}[{s.rule}]}} \quad"
-        body.append(pretty_tex(rf"{rule} &{rel} {tex(s.expr)} \\"))
+        body.append(pretty_tex(rf"{rule} &{rel} {line.latex} \\"))
     tex_lines = [r"\begin{aligned}", *body, r"\end{aligned}"]
     longest, total = max(len(b) for b in body), sum(len(b) for b in body)
     rules = ", ".join(dict.fromkeys(s.rule for s in d.steps))
     head = f"Derivation `{path}`: {link_citations(d.title)}{family}. Rules: {rules}."
     if longest > LONG_LINE or total > LONG_TOTAL:
         summary = (
-            f"Show the machine's {len(d.steps)} lines (SymPy's expanded forms, up to "
+            f"Show the machine's {len(d.steps)} lines (the paper's form where proved equal, "
+            "else SymPy's expanded form, up to "
             f"{longest:,} characters of LaTeX a line; the box scrolls sideways)"
         )
         return [head, "", *_collapsed(summary, tex_lines)]
     return [head, "", *_math_block(tex_lines)]
+
+
+VERDICT = {True: "matched", False: "differs", None: "not compared"}
+
+
+def _printed_md(n: int) -> list[str]:
+    """The check of the paper's line against the machine's line numbered n, and that line in
+    the paper's form where the check proved them equal."""
+    ok, reason = status.printed(n)
+    verdict = (
+        f"Printed line against the machine's line: **{VERDICT[ok]}** ({link_citations(reason)})."
+    )
+    record = status.load_printed().get(n, {})
+    held = paper_form.reader.held_right_side(n) if ok and record.get("derivation") else None
+    if held is None:
+        return [verdict, ""]
+    shown = pretty_tex(paper_form.reader.held_latex(held))
+    return [verdict + " The machine's line, in the paper's form:", "", *_math_block([shown])]
 
 
 SHOWN_TESTS = 5  # the rest of an equation's tests are listed collapsed
@@ -196,6 +214,7 @@ def render(section: str) -> str:
         lines += [
             f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}** ({record.why}).",
             "",
+            *_printed_md(n),
         ]
         for impl in record.implementations["derivations"]:
             lines += _derivation_md(impl.path, shown, n)
