@@ -12,6 +12,7 @@ page is wider than the window.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import importlib
 import io
@@ -93,8 +94,7 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
         first = shown[path]
         return [f"Derivation: `{path}`, shown under {eq_ref(first)} above.", ""]
     shown[path] = n
-    module, name = path.rsplit(".", 1)
-    d = getattr(importlib.import_module(module), name)()
+    d = _built(path)
     family = f" (on `{d.family}`)" if d.family else ""
     body = []
     for i, line in enumerate(paper_form.lines(path, d)):
@@ -121,19 +121,45 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
 VERDICT = {True: "matched", False: "differs", None: "not compared"}
 
 
-def _printed_md(n: int) -> list[str]:
-    """The check of the paper's line against the machine's line numbered n, and that line in
-    the paper's form where the check proved them equal."""
+@functools.cache
+def _built(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()
+
+
+def _machine_md(n: int, paths: list[str]) -> list[str]:
+    """Each derivation line numbered n: its rule, why, and the line itself (in the paper's
+    form where proved equal; SymPy's form when short; else a pointer to the derivation)."""
+    out = []
+    for path in paths:
+        d = _built(path)
+        for line in paper_form.lines(path, d):
+            if line.step.eq != n:
+                continue
+            step = line.step
+            why = link_citations(step.why.replace("see `", "by `"))  # names, not "see ..."
+            head = f"Machine's line, rule `{step.rule}`" + (f" ({why})" if why else "")
+            if line.form == "paper":
+                out += [head + ", in the paper's form:", ""]
+            elif len(line.latex) <= LONG_LINE:
+                out += [head + ":", ""]
+            else:
+                out += [
+                    f"{head}: SymPy's form, {len(line.latex):,} characters, in the derivation's box.",
+                    "",
+                ]
+                continue
+            out += _math_block([pretty_tex(f"{step.latex_relation()} {line.latex}")])
+    return out
+
+
+def _printed_md(n: int, paths: list[str]) -> list[str]:
+    """The machine's lines numbered n, and the check of the paper's line against them."""
     ok, reason = status.printed(n)
-    verdict = (
-        f"Printed line against the machine's line: **{VERDICT[ok]}** ({link_citations(reason)})."
-    )
-    record = status.load_printed().get(n, {})
-    held = paper_form.reader.held_right_side(n) if ok and record.get("derivation") else None
-    if held is None:
-        return [verdict, ""]
-    shown = pretty_tex(paper_form.reader.held_latex(held))
-    return [verdict + " The machine's line, in the paper's form:", "", *_math_block([shown])]
+    if ok is False and "catalog's erratum" in reason:  # the erratum is shown above in full
+        reason = "the derivation proves the erratum above, not the printed line"
+    verdict = f"Paper's line against the machine's: **{VERDICT[ok]}** ({link_citations(reason)})."
+    return [*_machine_md(n, paths), verdict, ""]
 
 
 SHOWN_TESTS = 5  # the rest of an equation's tests are listed collapsed
@@ -214,7 +240,7 @@ def render(section: str) -> str:
         lines += [
             f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}** ({record.why}).",
             "",
-            *_printed_md(n),
+            *_printed_md(n, [i.path for i in record.implementations["derivations"]]),
         ]
         for impl in record.implementations["derivations"]:
             lines += _derivation_md(impl.path, shown, n)
