@@ -203,7 +203,7 @@ def vdm_elbo_optimal(*, alpha_t, mean, var):
     return -0.5 * np.log(2 * np.pi * np.e * var) - kl_prior
 
 
-SCHEDULES = ("linear", "scaled-linear", "cosine")
+SCHEDULES = checks.SCHEDULES
 
 
 def _log1mexp(x: np.ndarray) -> np.ndarray:
@@ -378,19 +378,18 @@ def schedule_from_alpha_bars(alpha_bar_t) -> Schedule:
 def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None) -> Schedule:
     """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31)).
 
-    beta_start / beta_end override the linear schedules' defaults (cosine ignores them and
-    refuses them if given).
+    beta_start / beta_end override the linear schedules' defaults (None: the default; any
+    given value, 0.0 included, is range-checked); cosine refuses them.
     """
-    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
-    if name in builders:
-        ends = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v}
-        return builders[name](T, **ends)
-    if name == "cosine":
-        if beta_start is not None or beta_end is not None:
-            raise ValueError("the cosine schedule takes no beta_start/beta_end")
-        return cosine_schedule(T)
-    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    ends = checks.schedule_choice(name, beta_start, beta_end)
+    return _BUILDERS[name](T, **ends)
 
+
+_BUILDERS = {
+    "linear": linear_schedule,
+    "scaled-linear": scaled_linear_schedule,
+    "cosine": cosine_schedule,
+}
 
 # --- ELBO terms (eq. (58)) for the torch layer's oracle: per coordinate, float64 ---------
 

@@ -628,6 +628,26 @@ def test_schedule_bad_input_is_refused_by_name(layer, call, error, message):
         call(layer)
 
 
+@pytest.mark.eq(31)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@pytest.mark.parametrize("name", ["linear", "scaled-linear"])
+@pytest.mark.parametrize("end", ["beta_start", "beta_end"])
+def test_make_schedule_passes_every_given_end_on(layer, name, end):
+    """A given beta end reaches the builder whatever its value: 0.0 is refused by name (the
+    reference used to drop a falsy 0.0 and silently build the default schedule), and a
+    given value is used, not the default."""
+    with pytest.raises(ValueError, match=f"{end} must lie in"):
+        layer.make_schedule(name, 10, **{end: 0.0})
+    value = {"beta_start": 3e-4, "beta_end": 0.05}[end]
+    built = layer.make_schedule(name, 10, **{end: value})
+    builder = {"linear": layer.linear_schedule, "scaled-linear": layer.scaled_linear_schedule}
+    want = builder[name](10, **{end: value})
+    got_beta, want_beta = (np.asarray(s.beta_t, dtype=np.float64) for s in (built, want))
+    np.testing.assert_array_equal(got_beta, want_beta)
+    default = np.asarray(builder[name](10).beta_t, dtype=np.float64)
+    assert not np.array_equal(got_beta, default)
+
+
 @pytest.mark.eq(31, 85)
 @pytest.mark.parametrize("bad_t", [0, 11, -1])
 def test_t_outside_1_to_T_is_refused(bad_t):

@@ -54,7 +54,7 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
     return alpha_bar_t.sqrt() * x_0 + (1 - alpha_bar_t).sqrt() * eps
 
 
-SCHEDULES = ("linear", "scaled-linear", "cosine")
+SCHEDULES = checks.SCHEDULES
 # The per-t coefficients a Schedule exposes (arrays of length T, element t - 1 is time t).
 COEFFICIENTS = (
     "beta_t",
@@ -319,18 +319,20 @@ def schedule_from_alpha_bars(alpha_bar_t, **kw):
 
 @register(31)
 def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None, **kw):
-    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31))."""
-    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
-    if name in builders:
-        ends = {
-            k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v is not None
-        }
-        return builders[name](T, **ends, **kw)
-    if name == "cosine":
-        if beta_start is not None or beta_end is not None:
-            raise ValueError("the cosine schedule takes no beta_start/beta_end")
-        return cosine_schedule(T, **kw)
-    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31)).
+
+    beta_start / beta_end override the linear schedules' defaults (None: the default);
+    cosine refuses them. Keyword arguments (dtype, device) go to `Schedule`.
+    """
+    ends = checks.schedule_choice(name, beta_start, beta_end)
+    return _BUILDERS[name](T, **ends, **kw)
+
+
+_BUILDERS = {
+    "linear": linear_schedule,
+    "scaled-linear": scaled_linear_schedule,
+    "cosine": cosine_schedule,
+}
 
 
 # Pure functions of the paper's symbols (the reference's generated signatures).

@@ -148,3 +148,21 @@ def timestep(name: str, t: Any, T: int) -> Any:
     if _validate and (_any(t < 1) or _any(t > T)):
         raise ValueError(f"{name} must satisfy 1 <= {name} <= T = {T}")
     return t
+
+
+SCHEDULES = ("linear", "scaled-linear", "cosine")
+
+
+def schedule_choice(name: Any, beta_start: Any = None, beta_end: Any = None) -> dict[str, Any]:
+    """Check a named schedule's options; return the beta ends that were given.
+
+    One dispatch for both layers' `make_schedule`: a given end is passed on (and range-checked
+    by the builder) whatever its value, 0.0 included; only None means "the default". The
+    cosine schedule takes no ends.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    ends = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v is not None}
+    if name == "cosine" and ends:
+        raise ValueError("the cosine schedule takes no beta_start/beta_end")
+    return ends
