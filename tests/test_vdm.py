@@ -648,6 +648,54 @@ def test_make_schedule_passes_every_given_end_on(layer, name, end):
     assert not np.array_equal(got_beta, default)
 
 
+def _alpha_bar_lists():
+    """alpha_bar_1 > ... > alpha_bar_T in (0, 1): spread out, near 1, or nearly equal neighbours."""
+    levels = st.one_of(st.floats(1e-12, 1 - 1e-12), st.floats(1 - 1e-6, 1 - 1e-15))
+    return st.lists(levels, min_size=1, max_size=40, unique=True).map(
+        lambda v: np.array(sorted(v, reverse=True))
+    )
+
+
+@pytest.mark.eq(31, 70)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@given(alpha_bar=_alpha_bar_lists())
+@example(alpha_bar=np.array([0.5]))
+@example(alpha_bar=np.array([1 - 1e-9, 0.5, 0.5 * (1 - 1e-9), 1e-3, 1e-3 * (1 - 1e-8), 1e-10]))
+def test_schedule_from_alpha_bars_values_vs_mpmath(layer, alpha_bar):
+    """Every coefficient of the schedule built from alpha_bar_1..alpha_bar_T against a 50-digit
+    computation straight from the definitions: alpha_t = alpha_bar_t / alpha_bar_{t-1} (eq. (31)
+    with alpha_bar_0 = 1, eq. (70)), beta_t = 1 - alpha_t, sigma_q^2(t) (eq. (85)), SNR(t)."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    ab = [mpmath.mpf(float(v)) for v in alpha_bar]
+    abp = [mpmath.mpf(1), *ab[:-1]]
+    alpha = [a / b for a, b in zip(ab, abp, strict=True)]
+    want = {
+        "beta_t": [1 - a for a in alpha],
+        "alpha_t": alpha,
+        "alpha_bar_t": ab,
+        "alpha_bar_prev": abp,
+        "var_q": [(1 - a) * (1 - p) / (1 - b) for a, p, b in zip(alpha, abp, ab, strict=True)],
+        "snr": [b / (1 - b) for b in ab],
+        "log_snr": [mpmath.log(b / (1 - b)) for b in ab],
+    }
+    kw = {"dtype": torch.float64} if layer is tim else {}
+    s = layer.schedule_from_alpha_bars(alpha_bar, **kw)
+    # beta_t is formed once from the inputs (<= 2 ulps); the rest is rebuilt from beta_t by
+    # log alpha_bar_t = cumsum log1p(-beta_t): each step adds a few ulps, amplified by
+    # 1 / alpha_t where 1 - beta_t is small, and by 1 / (1 - alpha_bar_t) in the SNR.
+    cond = np.cumsum([float(1 + 1 / a) for a in alpha])
+    scale = {"beta_t": np.full(len(ab), 1.0), "alpha_t": 1 / np.array([float(a) for a in alpha])}
+    for key, exact in want.items():
+        got = np.asarray(getattr(s, key), dtype=np.float64)
+        exact = np.array([float(v) for v in exact])
+        rel = scale.get(key, cond * (1 + 1 / (1 - np.asarray(alpha_bar))))
+        err = np.abs(got - exact)
+        bound = 8 * F64_EPS * rel * np.abs(exact) + (2 * F64_EPS * rel if key == "log_snr" else 0)
+        assert np.all(err <= bound), (key, err / np.maximum(np.abs(exact), 1e-300))
+
+
 @pytest.mark.eq(31, 85)
 @pytest.mark.parametrize("bad_t", [0, 11, -1])
 def test_t_outside_1_to_T_is_refused(bad_t):
