@@ -11,6 +11,8 @@ DOMAINS = {
     "positive": checks.positive,
     "unit": checks.in_unit_interval,
     "open_unit": lambda name, a: checks.in_unit_interval(name, a, closed_right=False),
+    "negative": lambda name, a: checks.nonpositive(name, a, strict=True),
+    "nonpositive": checks.nonpositive,
 }
 
 

@@ -11,6 +11,8 @@ DOMAINS = {
     "positive": checks.positive,
     "unit": checks.in_unit_interval,
     "open_unit": lambda name, v: checks.in_unit_interval(name, v, closed_right=False),
+    "negative": lambda name, v: checks.nonpositive(name, v, strict=True),
+    "nonpositive": checks.nonpositive,
 }
 
 

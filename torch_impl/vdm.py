@@ -57,14 +57,7 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
 SCHEDULES = checks.SCHEDULES
 # The per-t coefficients a Schedule exposes (arrays of length T, element t - 1 is time t).
 COEFFICIENTS = (
-    "beta_t",
-    "alpha_t",
-    "alpha_bar_t",
-    "alpha_bar_prev",
-    "var_q",
-    "log_var_q",
-    "snr",
-    "log_snr",
+    *checks.SCHEDULE_COEFFICIENTS,
     "x_0_loss_weight",
     "mu_q_coef_x_t",
     "mu_q_coef_x_0",

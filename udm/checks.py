@@ -94,6 +94,14 @@ def positive(name: str, value: Any) -> Any:
     return value
 
 
+def nonpositive(name: str, value: Any, *, strict: bool = False) -> Any:
+    """Require value <= 0 (value < 0 with strict=True): the log of a level in (0, 1]."""
+    finite(name, value)
+    if _validate and _any(value >= 0 if strict else value > 0):
+        raise ValueError(f"{name} must be {'< 0' if strict else '<= 0'} everywhere")
+    return value
+
+
 def in_unit_interval(name: str, value: Any, *, closed_right: bool = True) -> Any:
     """Require 0 < value <= 1 (or 0 < value < 1 with closed_right=False)."""
     finite(name, value)
@@ -151,6 +159,17 @@ def timestep(name: str, t: Any, T: int) -> Any:
 
 
 SCHEDULES = ("linear", "scaled-linear", "cosine")
+# The per-t coefficients every layer's Schedule exposes (element t - 1 belongs to step t).
+SCHEDULE_COEFFICIENTS = (
+    "beta_t",
+    "alpha_t",
+    "alpha_bar_t",
+    "alpha_bar_prev",
+    "var_q",
+    "log_var_q",
+    "snr",
+    "log_snr",
+)
 
 
 def schedule_choice(name: Any, beta_start: Any = None, beta_end: Any = None) -> dict[str, Any]:
