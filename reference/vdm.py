@@ -311,13 +311,6 @@ def _steps(T: int) -> np.ndarray:
     return np.arange(1, T + 1, dtype=np.float64)
 
 
-def _lerp_schedule(closed_form, T, beta_start, beta_end) -> np.ndarray:
-    """beta_1..beta_T of a linear schedule; T = 1 is beta_start alone (NumPy's linspace)."""
-    if T == 1:
-        return closed_form(t=1.0, T=2.0, beta_start=beta_start, beta_end=beta_end)[None]
-    return closed_form(t=_steps(T), T=T, beta_start=beta_start, beta_end=beta_end)
-
-
 @register(31)
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
     """DDPM's schedule, linear in beta_t = 1 - alpha_t (eq. (31)) from beta_start to beta_end.
@@ -328,7 +321,8 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
     """
     T = _check_T(T)
     _check_betas(beta_start, beta_end)
-    beta = _lerp_schedule(linear_beta_t, T, beta_start, beta_end)
+    # T = 1: the one step is beta_start (t = 1 is the start on any grid of T >= 2)
+    beta = linear_beta_t(t=_steps(T), T=max(T, 2), beta_start=beta_start, beta_end=beta_end)
     if T > 1:
         beta[-1] = beta_end  # linspace's convention: the end is exact
     return Schedule(beta)
@@ -345,7 +339,8 @@ def scaled_linear_schedule(
     """
     T = _check_T(T)
     _check_betas(beta_start, beta_end)
-    return Schedule(_lerp_schedule(scaled_linear_beta_t, T, beta_start, beta_end))
+    ends = {"beta_start": beta_start, "beta_end": beta_end}
+    return Schedule(scaled_linear_beta_t(t=_steps(T), T=max(T, 2), **ends))
 
 
 @register(31, 70)

@@ -185,3 +185,14 @@ def schedule_choice(name: Any, beta_start: Any = None, beta_end: Any = None) -> 
     if name == "cosine" and ends:
         raise ValueError("the cosine schedule takes no beta_start/beta_end")
     return ends
+
+
+# Named domains of arguments, shared by the reference (NumPy) and torch layers' converters.
+DOMAINS = {
+    "real": finite,
+    "positive": positive,
+    "unit": in_unit_interval,
+    "open_unit": lambda name, v: in_unit_interval(name, v, closed_right=False),
+    "negative": lambda name, v: nonpositive(name, v, strict=True),
+    "nonpositive": nonpositive,
+}
