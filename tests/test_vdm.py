@@ -1457,3 +1457,30 @@ def test_named_betas_torch_vs_generated_vs_mpmath(device, Tt, ends, s):
         for layer, got in (("reference", got_ref), ("torch", float(got_torch.cpu()))):
             assert abs(got - float(want)) <= bound, (key, layer, got, float(want))
     assert float(ref.linear_beta_t(t=1, T=T, beta_start=b0, beta_end=b1)) == b0
+
+
+@pytest.mark.eq(58)
+@pytest.mark.parametrize("device", DEVICES)
+@given(
+    x=st.one_of(
+        st.floats(-1e-300, -1e-320),
+        st.floats(-1e-6, -1e-300),
+        st.floats(-0.8, -0.6),
+        st.floats(-745.0, -1e-6),
+    )
+)
+@example(x=-math.log(2))  # where the two forms meet
+@example(x=-40.0)  # 1 - exp(x) rounds to 1: only log1p(-exp(x)) keeps the digits
+def test_log1mexp_torch_vs_reference_vs_mpmath(device, x):
+    """log(1 - exp(x)), x < 0, behind the discretized decoder (both layers) and the schedules'
+    log(1 - alpha_bar): the reference's and torch's forms against 50 digits, to a few ulps of
+    the result at both ends (x -> 0-: log|x|; x -> -oo: -exp(x))."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    xm = mpmath.mpf(x)  # 50 digits of each form where it has them: no cancellation in either
+    exact = float(mpmath.log1p(-mpmath.exp(xm)) if x < -1 else mpmath.log(-mpmath.expm1(xm)))
+    got_ref = float(ref._log1mexp(np.float64(x)))
+    got_torch = float(tim._log1mexp(_t(x, torch.float64, device)).cpu())
+    for got in (got_ref, got_torch):
+        assert abs(got - exact) <= 4 * F64_EPS * abs(exact) + tol.F64["atol"], (got, exact)
