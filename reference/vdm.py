@@ -1,7 +1,13 @@
 """Variational diffusion models (section 2.1, eqs. (30)-(100)): float64 reference.
 
 The closed forms are generated from `derivations.vdm` into `reference._generated.vdm`
-and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim.
+and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim. The
+noise schedules are too: the named schedules' beta_t (`linear_beta_t`, `scaled_linear_beta_t`,
+`cosine_beta_t`) and every coefficient of the `Schedule` table (log space: `log_alpha_t`,
+`q_var_from_log_alpha_bar`, `var_q_from_log_alpha_bars`, `log_var_q_from_log_alpha_bars`,
+`log_snr_from_log_alpha_bar`). Written here: the scan log alpha_bar_t = cumsum log alpha_t,
+the schedules' conventions (linspace's exact end, the cosine clip), the ELBO assembled over a
+schedule, and the discretized decoder.
 """
 
 import dataclasses

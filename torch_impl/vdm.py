@@ -2,6 +2,8 @@
 
 Hand-written numerically stable forms of the closed forms derived in `derivations.vdm`;
 tests/test_vdm.py ties each one to the generated float64 reference over the whole domain.
+`Schedule` builds its table from these pure functions (the named schedules' beta_t and the
+log-space coefficients), never from formulas of its own.
 """
 
 from __future__ import annotations
