@@ -2,8 +2,10 @@
 
 Hand-written numerically stable forms of the closed forms derived in `derivations.vdm`;
 tests/test_vdm.py ties each one to the generated float64 reference over the whole domain.
-`Schedule` builds its table from these pure functions (the named schedules' beta_t and the
-log-space coefficients), never from formulas of its own.
+`Schedule` builds its noise levels from these pure functions (the named schedules' beta_t,
+the log-space coefficients, the posterior's); the loss weights of eqs. (99), (130), (148) in
+its table are still formed in place from beta_t (their pure functions take alpha_t, from which
+1 - alpha_t would lose a small beta_t's digits).
 """
 
 from __future__ import annotations
