@@ -1549,7 +1549,7 @@ def x_0_objective() -> Derivation:
     results = (
         ClosedForm(
             "x_0_loss_weight",
-            (99,),
+            (99, 101),
             abp * (1 - a) ** 2 / (2 * _VAR_Q_EXPR * (1 - ab) ** 2),
             ("alpha_t", "alpha_bar_t", "alpha_bar_prev"),
             domains,
@@ -1591,28 +1591,12 @@ def posterior_mean() -> Derivation:
 
 @register(94)
 def mu_theta_definition() -> Derivation:
-    """mu_theta(x_t, t): mu_q (eq. (93)) with x_0 replaced by the prediction x_0_hat, eq. (94)."""
-    domains = {
-        "x_t": "real",
-        "x_0_hat": "real",
-        "alpha_t": "unit",
-        "alpha_bar_t": "open_unit",
-        "alpha_bar_prev": "unit",
-    }
+    """mu_theta(x_t, t): mu_q (eq. (93)) with x_0 replaced by the prediction x_0_hat, eq. (94).
+
+    No closed form of its own: the runtime layers compute mu_theta by calling mu_q at
+    x_0 = x_0_hat (one source for the formula)."""
     steps = [Step(_mu_q_expr(x_0_hat), "definition", "the mean of p_theta(x_{t-1} | x_t)", eq=94)]
-    results = (
-        ClosedForm(
-            "mu_theta",
-            (94,),
-            _mu_q_expr(x_0_hat),
-            ("x_t", "x_0_hat", "alpha_t", "alpha_bar_t", "alpha_bar_prev"),
-            domains,
-            "Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat",
-            lhs=r"\mu_\theta(x_t, t)",
-            line=94,
-        ),
-    )
-    return Derivation("the x_0-parameterized mean", (94,), steps, results=results)
+    return Derivation("the x_0-parameterized mean", (94,), steps)
 
 
 @register(100)

@@ -17,10 +17,18 @@ from reference._generated.noise_params import (  # noqa: F401
     one_minus_alpha_bar_from_omega,
     snr,
     snr_from_omega,
-    x0_loss_weight,
     x0_loss_weight_snr,
 )
 from udm import register
+
+
+def __getattr__(name: str):
+    if name == "x0_loss_weight":  # removed: one eq. (99) weight, in the notation's spelling
+        raise AttributeError(
+            "reference.noise_params.x0_loss_weight was removed: use "
+            "reference.vdm.x_0_loss_weight(alpha_t=, alpha_bar_t=, alpha_bar_prev=), eqs. (99), (101)"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @register(110, 111)

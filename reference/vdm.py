@@ -20,7 +20,6 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     elbo_reconstruction_term,
     kl_normal,
     mu_q,
-    mu_theta,
     q_mean,
     q_sample,
     q_var,
@@ -28,6 +27,21 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     x_0_loss_weight,
 )
 from udm import checks, register
+
+
+@register(94)
+def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
+    """Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94): mu_q (eq. (84),
+    generated) with x_0 replaced by x_0_hat. Domains and shapes as `mu_q`."""
+    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
+    return mu_q(
+        x_t=x_t,
+        x_0=x_0_hat,
+        alpha_t=alpha_t,
+        alpha_bar_t=alpha_bar_t,
+        alpha_bar_prev=alpha_bar_prev,
+    )
+
 
 # The ELBO of eqs. (34)-(58): the per-t terms are generated (reference._generated.vdm); the
 # functions below assemble them over a whole schedule alpha_1..alpha_T (hand-written: the

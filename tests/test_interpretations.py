@@ -303,7 +303,7 @@ def test_weights_convert_by_snr_and_one_minus_alpha_bar(pair):
     """w_eps = w_x / SNR(t) and w_score = w_eps (1 - alpha_bar_t), with the paper's original
     weights (eqs. (130), (148): 1 / (2 sigma_q^2) times (1 - alpha_t)^2 / ((1 - alpha_bar) alpha_t)
     and (1 - alpha_t)^2 / alpha_t) typed from the paper here."""
-    import reference.noise_params as np_ref
+    import reference.vdm as vdm_ref
 
     alpha_t, alpha_bar_prev = pair
     ab = alpha_t * alpha_bar_prev
@@ -315,7 +315,7 @@ def test_weights_convert_by_snr_and_one_minus_alpha_bar(pair):
     # the generated reference prints 1 - alpha_t alpha_bar_prev as written: it loses
     # eps / (1 - alpha_bar_t) relative accuracy to cancellation near alpha_bar_t = 1
     rtol_ref = 1e-12 + 8 * F64_EPS / one_minus_ab
-    w_x = np_ref.x0_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
+    w_x = vdm_ref.x_0_loss_weight(alpha_t=alpha_t, alpha_bar_t=ab, alpha_bar_prev=alpha_bar_prev)
     w_e = ref.eps_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
     w_s = ref.score_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
     np.testing.assert_allclose(w_e, want_e, rtol=rtol_ref)

@@ -112,6 +112,14 @@ def posterior_coefficients(
     }
 
 
+def _x_0_weight(alpha_bar_prev, one_minus_alpha_t, one_minus_alpha_bar_prev, one_minus_alpha_bar_t):
+    """The eq. (99) weight from its four factors (each given without cancellation):
+    alpha_bar_{t-1} (1 - alpha_t) / (2 (1 - alpha_bar_{t-1}) (1 - alpha_bar_t)); inf at t = 1."""
+    return (
+        alpha_bar_prev * one_minus_alpha_t / (2 * one_minus_alpha_bar_prev * one_minus_alpha_bar_t)
+    )
+
+
 def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
     """All per-t coefficients in float64 from beta_t (float64, 1-D), in log space."""
     log_ab = torch.cumsum(torch.log1p(-beta), 0)  # log alpha_bar_t, eq. (70)
@@ -137,7 +145,7 @@ def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
         "snr": torch.exp(log_snr),
         "log_snr": log_snr,
         # eq. (99) with sigma_q^2 inserted: (SNR(t-1) - SNR(t)) / 2; inf at t = 1
-        "x_0_loss_weight": ab_prev * beta / (2 * om_ab_prev * om_ab),
+        "x_0_loss_weight": _x_0_weight(ab_prev, beta, om_ab_prev, om_ab),
         # eq. (84): mu_q = coef_x_t x_t + coef_x_0 x_0
         "mu_q_coef_x_t": posterior["coef_x_t"],
         "mu_q_coef_x_0": posterior["coef_x_0"],
@@ -398,13 +406,16 @@ LOG2 = math.log(2.0)
 def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
     r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
 
-    The form of mu_q (eq. (93)) with x_0 replaced by x_0_hat.
+    `mu_q` (eq. (93)) at x_0 = x_0_hat.
     """
-    x_t = tensor_arg("x_t", x_t)
-    x_0_hat = tensor_arg("x_0_hat", x_0_hat, like=x_t)
-    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, x_t)
-    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
-    return (a.sqrt() * (1 - abp) * x_t + abp.sqrt() * (1 - a) * x_0_hat) / (1 - ab)
+    x_0_hat = tensor_arg("x_0_hat", x_0_hat)
+    return mu_q(
+        x_t=x_t,
+        x_0=x_0_hat,
+        alpha_t=alpha_t,
+        alpha_bar_t=alpha_bar_t,
+        alpha_bar_prev=alpha_bar_prev,
+    )
 
 
 @register(92)
@@ -421,9 +432,9 @@ def denoising_kl(*, mu_q, mu_theta, var_q) -> torch.Tensor:
     return (mu_theta - mu_q) ** 2 / (2 * var_q)
 
 
-@register(99)
+@register(99, 101)
 def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
-    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL, eq. (99), for t >= 2.
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL, eqs. (99), (101), for t >= 2.
 
     :math:`\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}
     = \frac{\bar\alpha_{t-1}(1-\alpha_t)}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}`;
@@ -433,7 +444,7 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
     a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, like)
     tensor_arg("alpha_bar_prev", abp, "open_unit")
     check_broadcast(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
-    return abp * (1 - a) / (2 * (1 - abp) * (1 - ab))
+    return _x_0_weight(abp, 1 - a, 1 - abp, 1 - ab)
 
 
 @register(58, 86)

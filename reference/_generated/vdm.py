@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'mu_theta']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight']
 
 
 @register(45, 58)
@@ -211,9 +211,9 @@ def denoising_kl(*, mu_q, mu_theta, var_q):
     return (1/2)*(-mu_q + mu_theta)**2/var_q
 
 
-@register(99)
+@register(99, 101)
 def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
-    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eq. (99).
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eqs. (99), (101).
 
     .. math:: \frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right)}{2 \left(1 - \bar\alpha_{t-1}\right) \left(1 - \bar\alpha_t\right)}
 
@@ -225,21 +225,3 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
     return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(1 - alpha_bar_t))
-
-
-@register(94)
-def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
-    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
-
-    .. math:: \mu_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
-
-    Domains: x_t real, x_0_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.mu_theta_definition``.
-    """
-    x_t = as_float64("x_t", x_t, "real")
-    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
-    alpha_t = as_float64("alpha_t", alpha_t, "unit")
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
-    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
-    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
-    return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
