@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from derivations._stable import elementary
 from derivations.symbols import tex
 
 # rule -> what licenses the step (shown by `udm eq`, checked as described above)
@@ -473,7 +474,8 @@ def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> 
         return False, f"{len(lhs)} components vs {len(rhs)}"
     details = []
     for x, y in zip(lhs, rhs, strict=True):
-        ok, detail = is_zero(sp.sympify(x - y).subs(facts), rng)
+        # a numerically stable function is its definition here (derivations._stable)
+        ok, detail = is_zero(elementary(sp.sympify(x - y)).subs(facts), rng)
         if not ok:
             return False, detail
         details.append(detail)

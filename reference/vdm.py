@@ -413,13 +413,12 @@ def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None) -> S
 def prior_kl_term(*, x_0, alpha_bar_t):
     """Prior matching term of eq. (58), KL(q(x_T | x_0) || N(0, I)) per coordinate, by eq. (86).
 
-    Pass alpha_bar_t = alpha_bar_T. Sum over coordinates for the term of one sample.
+    Pass alpha_bar_t = alpha_bar_T (in (0, 1)). Sum over coordinates for the term of one
+    sample. The generated `elbo_prior_term`: (alpha_bar x_0^2 + expm1mx(log1p(-alpha_bar))) / 2,
+    full relative accuracy even at alpha_bar_T ~ 1e-9 (where kl_normal with var_q = 1 -
+    alpha_bar_T would lose the digits of 1 - alpha_bar_T's rounding).
     """
-    x_0 = as_float64("x_0", x_0)
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
-    return kl_normal(
-        mean_q=np.sqrt(alpha_bar_t) * x_0, var_q=1 - alpha_bar_t, mean_p=0.0, var_p=1.0
-    )
+    return elbo_prior_term(x_0=x_0, alpha_bar_t=alpha_bar_t)
 
 
 @register(58)
