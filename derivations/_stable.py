@@ -12,7 +12,8 @@ full relative accuracy (tests/test_kl_precision.py measures them against 50-digi
 * ``expm1mx(u) = exp(u) - 1 - u`` (= r - 1 - log r at u = log r), series near 0;
 * ``log_ratio(a, b) = log(a / b)``, as log1p((a - b) / b) when a / b is within a factor 2
   of 1 (a - b is then exact, Sterbenz), so a tiny log ratio keeps its relative accuracy;
-* ``log1p(x) = log(1 + x)``, NumPy's log1p.
+* ``log1p(x) = log(1 + x)``, NumPy's log1p;
+* ``one_minus_product(a, b) = 1 - a b``, as (1 - a) + a (1 - b) (no cancellation near 1).
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ class log_ratio(StableFunction):
     def _latex(self, printer) -> str:
         a, b = (printer._print(x) for x in self.args)
         return rf"\log\frac{{{a}}}{{{b}}}"
+
+
+class one_minus_product(StableFunction):  # lower case, like SymPy's functions
+    """1 - a b for a, b in (0, 1], printed as (1 - a) + a (1 - b): a sum of two nonnegative
+    terms, so 1 - alpha_t alpha_bar_{t-1} = 1 - alpha_bar_t keeps its relative accuracy near
+    alpha_bar_t = 1 (the product a b rounds away the small difference)."""
+
+    nargs = 2
+
+    def elementary(self) -> sp.Expr:
+        a, b = self.args
+        return 1 - a * b
+
+    def _numpycode(self, printer) -> str:
+        a, b = (printer._print(x) for x in self.args)
+        return f"((1 - {a}) + {a}*(1 - {b}))"
+
+    def _latex(self, printer) -> str:
+        a, b = (printer._print(x) for x in self.args)
+        return rf"\left(1 - {a} {b}\right)"
 
 
 class log1p(StableFunction):

@@ -289,11 +289,11 @@ def test_three_losses_equal_the_kl_sample_by_sample(device, pair, x_0, eps, err)
             ref.score_loss(score=float(score), score_hat=float(score_hat), **kw),
         ],
         [l_x, l_e, l_s],
-        # the generated reference forms 1 - alpha_t alpha_bar_{t-1} by subtraction (relative
-        # error up to 2 ulp / (1 - alpha_bar_t)); torch adds (1 - alpha_t) + alpha_t (1 -
-        # alpha_bar_{t-1}) without cancellation. Measured: 1.1e-11 at 1 - alpha_bar_t = 2e-6,
-        # where torch is within 1e-15 of a 50-digit value.
-        rtol=1e-12 + 4 * F64_EPS / (1 - ab),
+        # both layers form 1 - alpha_t alpha_bar_{t-1} as (1 - alpha_t) + alpha_t (1 -
+        # alpha_bar_{t-1}), without cancellation (the reference through
+        # derivations._stable.one_minus_product; it used to subtract, 1.1e-11 off at
+        # 1 - alpha_bar_t = 2e-6)
+        rtol=1e-12,
     )
 
 

@@ -23,10 +23,12 @@ from hypothesis import strategies as st
 
 import reference._stable as ref_stable
 import reference.elbo as ref_elbo
+import reference.interpretations as ref_interp
 import reference.vae as ref_vae
 import reference.vdm as ref_vdm
 import torch_impl._stable as tim_stable
 import torch_impl.elbo as tim_elbo
+import torch_impl.interpretations as tim_interp
 import torch_impl.vae as tim_vae
 import torch_impl.vdm as tim_vdm
 from tests.devices import DEVICES
@@ -165,6 +167,50 @@ def test_kl_to_posterior_is_accurate_near_the_posterior(mean_q, var_q):
     )
     assert _rel(got_ref, want) <= KL_RTOL, (float(want), float(got_ref))
     assert _rel(got_t, want) <= KL_RTOL, (float(want), float(got_t))
+
+
+# (alpha_t, alpha_bar_prev) with 1 - alpha_bar_t from 1e-12 to 1: where alpha_bar_t is near 1
+# the float64 product alpha_t alpha_bar_{t-1} rounds, and 1 - (that product) keeps only
+# eps / (1 - alpha_bar_t) of relative accuracy (the 60-digit values use the exact inputs)
+LOSS_CASES = [
+    (1 - 1e-9, 1 - 3e-10),
+    (1 - 2.0**-30, 1 - 3 * 2.0**-40),
+    (0.9999, 0.99999),
+    (1 - 1e-12, 0.999),
+    (0.875, 0.625),
+    (0.5, 2.0**-60),
+]
+
+
+@pytest.mark.eq(110, 148)
+@pytest.mark.parametrize(("alpha_t", "alpha_bar_prev"), LOSS_CASES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_losses_keep_their_precision_where_alpha_bar_is_near_one(alpha_t, alpha_bar_prev, device):
+    """The x_0 loss (eq. (110)) and the score loss and weight (eq. (148)) hold 1 - alpha_bar_t =
+    1 - alpha_t alpha_bar_{t-1}: both layers form it without cancellation."""
+    err, x_0, x_0_hat = 0.75, 0.5, 0.5 + 0.75
+    with mp.workdps(DPS):
+        a, abp = mp.mpf(alpha_t), mp.mpf(alpha_bar_prev)
+        om = 1 - a * abp
+        want = {
+            "x0_loss": abp * (1 - a) / (2 * (1 - abp) * om) * mp.mpf(err) ** 2,
+            "score_loss_weight": (1 - a) * om / (2 * a * (1 - abp)),
+            "score_loss": (1 - a) * om / (2 * a * (1 - abp)) * mp.mpf(err) ** 2,
+        }
+    kw = {"alpha_t": alpha_t, "alpha_bar_prev": alpha_bar_prev}
+    args = {
+        "x0_loss": {"x_0": x_0, "x_0_hat": x_0_hat},
+        "score_loss_weight": {},
+        "score_loss": {"score": x_0, "score_hat": x_0_hat},
+    }
+    for name, value in want.items():
+        got_ref = getattr(ref_interp, name)(**args[name], **kw)
+        targs = {
+            k: torch.tensor(v, dtype=F64, device=device) for k, v in {**args[name], **kw}.items()
+        }
+        got_t = getattr(tim_interp, name)(**targs).cpu()
+        assert _rel(got_ref, value) <= KL_RTOL, (name, float(value), float(got_ref))
+        assert _rel(got_t, value) <= KL_RTOL, (name, float(value), float(got_t))
 
 
 @given(u=st.one_of(st.floats(-700, 700), st.floats(-1e-3, 1e-3)))
