@@ -33,14 +33,8 @@ from udm import checks, register
 def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
     """Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94): mu_q (eq. (84),
     generated) with x_0 replaced by x_0_hat. Domains and shapes as `mu_q`."""
-    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
-    return mu_q(
-        x_t=x_t,
-        x_0=x_0_hat,
-        alpha_t=alpha_t,
-        alpha_bar_t=alpha_bar_t,
-        alpha_bar_prev=alpha_bar_prev,
-    )
+    alphas = {"alpha_t": alpha_t, "alpha_bar_t": alpha_bar_t, "alpha_bar_prev": alpha_bar_prev}
+    return mu_q(x_t=x_t, x_0=as_float64("x_0_hat", x_0_hat, "real"), **alphas)
 
 
 # The ELBO of eqs. (34)-(58): the per-t terms are generated (reference._generated.vdm); the

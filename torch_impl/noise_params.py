@@ -19,12 +19,12 @@ from udm import checks, register
 
 
 def __getattr__(name: str):
-    if name == "x0_loss_weight":  # removed: one eq. (99) weight, in the notation's spelling
-        raise AttributeError(
-            "torch_impl.noise_params.x0_loss_weight was removed: use "
-            "torch_impl.vdm.x_0_loss_weight(alpha_t=, alpha_bar_t=, alpha_bar_prev=), eqs. (99), (101)"
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # removed: eq. (99)'s one weight is x_0_loss_weight, in the notation's spelling
+    moved = {
+        "x0_loss_weight": "torch_impl.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
+    }
+    why = f"was removed: use {moved[name]}" if name in moved else "does not exist"
+    raise AttributeError(f"{__name__}.{name} {why}")
 
 
 # --- eqs. (101)-(110): the x_0-loss weight as an SNR difference ----------------------------

@@ -411,14 +411,8 @@ def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Ten
 
     `mu_q` (eq. (93)) at x_0 = x_0_hat.
     """
-    x_0_hat = tensor_arg("x_0_hat", x_0_hat)
-    return mu_q(
-        x_t=x_t,
-        x_0=x_0_hat,
-        alpha_t=alpha_t,
-        alpha_bar_t=alpha_bar_t,
-        alpha_bar_prev=alpha_bar_prev,
-    )
+    alphas = {"alpha_t": alpha_t, "alpha_bar_t": alpha_bar_t, "alpha_bar_prev": alpha_bar_prev}
+    return mu_q(x_t=x_t, x_0=tensor_arg("x_0_hat", x_0_hat), **alphas)
 
 
 @register(92)
