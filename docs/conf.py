@@ -33,7 +33,7 @@ MATHJAX_DIR = Path(
 mathjax_path = "mathjax/tex-chtml.js"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "jupyter_execute"]
+exclude_patterns = ["_build"]
 # The notebooks (docs/notebooks/<section>.md, MyST Markdown text with a kernelspec header)
 # run on every build, in a fresh `python3` kernel (ipykernel), and any error in a cell fails
 # the build, so no example can rot. Their kernel imports this checkout's packages.
