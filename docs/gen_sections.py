@@ -212,7 +212,9 @@ def render(section: str) -> str:
     lines = [
         f"# {title}",
         "",
-        f"Equations of section `{section}`, generated from the registry.",
+        f"Equations of section `{section}`, generated from the registry. "
+        f"Its [notebook](../notebooks/{section}.md) evaluates the key equations and checks "
+        "them against an independent computation; it runs on every docs build.",
         "",
     ]
     lines += worked_example(section)
