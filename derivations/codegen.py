@@ -17,7 +17,13 @@ from derivations.symbols import tex
 from udm import catalog, registry
 
 GENERATED_DIR = Path(__file__).resolve().parent.parent / "reference" / "_generated"
-DOMAIN_WORDS = {"real": "real", "positive": "> 0", "unit": "in (0, 1]", "open_unit": "in (0, 1)"}
+DOMAIN_WORDS = {
+    "real": "real",
+    "positive": "> 0",
+    "unit": "in (0, 1]",
+    "open_unit": "in (0, 1)",
+    "closed_unit": "in [0, 1]",
+}
 
 
 def derivations_of(section: str) -> list[tuple[str, Derivation]]:

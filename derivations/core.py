@@ -128,7 +128,8 @@ class ClosedForm:
     """A result of a derivation that the reference layer is generated from.
 
     `args` are the NOTATION names of the function's keyword arguments, in order; `domains`
-    maps each to 'real', 'positive', 'unit' (0 < v <= 1) or 'open_unit' (0 < v < 1).
+    maps each to 'real', 'positive', 'unit' (0 < v <= 1), 'open_unit' (0 < v < 1) or
+    'closed_unit' (0 <= v <= 1).
     `line` names the derivation line the form comes from (its equation number, a step's
     `name`, or "last"); `component` picks one entry of a tuple line; `rename` maps the line's symbols
     to the function's (e.g. eps -> eps_hat: the same formula applied to a prediction).

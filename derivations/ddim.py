@@ -96,7 +96,7 @@ def marginal_preserved() -> Derivation:
             {
                 "x_t": "real",
                 "x_0": "real",
-                "eta": "unit",
+                "eta": "closed_unit",
                 "alpha_t": "open_unit",
                 "alpha_bar_prev": "open_unit",
             },
@@ -196,7 +196,7 @@ def eta_family() -> Derivation:
             ("ddim.16",),
             var_eta,
             ("eta", "alpha_t", "alpha_bar_prev"),
-            {"eta": "unit", "alpha_t": "open_unit", "alpha_bar_prev": "open_unit"},
+            {"eta": "closed_unit", "alpha_t": "open_unit", "alpha_bar_prev": "open_unit"},
             "DDIM's variance sigma_t(eta)^2 between levels alpha_bar_t = alpha_t alpha_bar_prev "
             "and alpha_bar_prev (eta = 1: sigma_q^2, eta = 0: deterministic)",
             lhs=r"\sigma_t(\eta)^2",
@@ -241,7 +241,7 @@ def sampling_step() -> Derivation:
                 "x_0_hat": "real",
                 "eps_hat": "real",
                 "eps": "real",
-                "eta": "unit",
+                "eta": "closed_unit",
                 "alpha_t": "open_unit",
                 "alpha_bar_prev": "open_unit",
             },

@@ -11,6 +11,7 @@ DOMAINS = {
     "positive": checks.positive,
     "unit": checks.in_unit_interval,
     "open_unit": lambda name, a: checks.in_unit_interval(name, a, closed_right=False),
+    "closed_unit": checks.in_closed_unit_interval,
 }
 
 

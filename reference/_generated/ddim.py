@@ -17,12 +17,12 @@ def ddim_posterior_mean(*, x_t, x_0, eta, alpha_t, alpha_bar_prev):
 
     .. math:: \mu_\sigma(x_t, x_0) = \sqrt{\bar\alpha_{t-1}} x_0 + \frac{\left(- \sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 + x_t\right) \sqrt{- \bar\alpha_{t-1} - \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + 1}}{\sqrt{- \bar\alpha_{t-1} \alpha_t + 1}}
 
-    Domains: x_t real, x_0 real, eta in (0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Domains: x_t real, x_0 real, eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.ddim.marginal_preserved``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0 = as_float64("x_0", x_0, "real")
-    eta = as_float64("eta", eta, "unit")
+    eta = as_float64("eta", eta, "closed_unit")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(x_t=x_t, x_0=x_0, eta=eta, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
@@ -35,10 +35,10 @@ def ddim_variance(*, eta, alpha_t, alpha_bar_prev):
 
     .. math:: \sigma_t(\eta)^2 = \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1}
 
-    Domains: eta in (0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Domains: eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.ddim.eta_family``.
     """
-    eta = as_float64("eta", eta, "unit")
+    eta = as_float64("eta", eta, "closed_unit")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(eta=eta, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
@@ -51,13 +51,13 @@ def ddim_step(*, x_0_hat, eps_hat, eps, eta, alpha_t, alpha_bar_prev):
 
     .. math:: x_{t-1} = \sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) + \epsilon_0 \eta \sqrt{\frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1}} + \hat\epsilon_\theta(x_t, t) \sqrt{- \bar\alpha_{t-1} - \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + 1}
 
-    Domains: x_0_hat real, eps_hat real, eps real, eta in (0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Domains: x_0_hat real, eps_hat real, eps real, eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.ddim.sampling_step``.
     """
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")
     eps = as_float64("eps", eps, "real")
-    eta = as_float64("eta", eta, "unit")
+    eta = as_float64("eta", eta, "closed_unit")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(x_0_hat=x_0_hat, eps_hat=eps_hat, eps=eps, eta=eta, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
