@@ -159,7 +159,7 @@ def ddim_variance(*, eta, log_alpha_bar_t, log_alpha_bar_s) -> torch.Tensor:
     return eta**2 * om_s / om_t * -torch.expm1(lab_t - lab_s)
 
 
-@register("ddim.12", "ddim.16")
+@register("ddim.7", "ddim.12", "ddim.16")
 def ddim_step(
     *, x_0_hat, eps_hat, log_alpha_bar_t, log_alpha_bar_s, eta=0.0, noise=None
 ) -> torch.Tensor:
@@ -168,7 +168,8 @@ def ddim_step(
     .. math:: x_s = \sqrt{\bar\alpha_s}\hat x_0 + \sqrt{1 - \bar\alpha_s - \sigma_t^2}\hat\epsilon
               + \sigma_t \epsilon.
 
-    eta = 0: deterministic (noise unused); eta = 1 on a stride-1 grid: the ancestral step of
+    With the true x_0 in place of x_0_hat it draws from DDIM's posterior q_sigma(x_s | x_t,
+    x_0) (ddim.7). eta = 0: deterministic (noise unused); eta = 1 on a stride-1 grid: the ancestral step of
     eqs. (84), (85) (with eps_hat the noise that x_0_hat implies). On a strided grid any eta
     in [0, 1] is allowed. At alpha_bar_s = 1 it returns x_0_hat. `noise` (x's shape) is
     needed when eta > 0. 1 - alpha_bar_s - sigma^2 = (1 - alpha_bar_s)(1 - eta^2 (1 -
