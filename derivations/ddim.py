@@ -23,6 +23,7 @@ import sympy as sp
 
 from derivations.core import ClosedForm, Derivation, Step, definition, lemma
 from derivations.symbols import (
+    LATEX_NAMES,
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -42,6 +43,17 @@ eta = sp.Symbol("eta", positive=True)
 eps_1, eps_2, eps_3 = sp.symbols("eps_1 eps_2 eps_3", real=True)
 # private: the mean and variance of x_t given x_0 (the induction hypothesis of Lemma 1)
 _m, _v = sp.Symbol("m_t", real=True), sp.Symbol("v_t", positive=True)
+LATEX_NAMES.update(
+    {
+        sigma_ddim: r"\sigma_t",
+        eta: r"\eta",
+        eps_1: r"\epsilon_1",
+        eps_2: r"\epsilon_2",
+        eps_3: r"\epsilon_3",
+        _m: r"m_t",
+        _v: r"v_t",
+    }
+)
 # alpha_bar_t = alpha_t alpha_bar_{t-1}, proved in the vdm section
 ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "derivations.vdm.alpha_bar_recursion")
 # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Luo eq. (69)), with noise eps_1

@@ -12,14 +12,23 @@ from __future__ import annotations
 import sympy as sp
 
 from derivations.core import ClosedForm, Derivation, Step
+from derivations.symbols import LATEX_NAMES
 from udm import register
 
 # sqrt(alpha_bar) at t, at the first step and at the last step (positive, s_1 > s_T)
 s_t, s_1, s_T = sp.symbols("sqrt_alpha_bar_t sqrt_alpha_bar_1 sqrt_alpha_bar_T", positive=True)
+LATEX_NAMES.update(
+    {s_t: r"\sqrt{\bar\alpha_t}", s_1: r"\sqrt{\bar\alpha_1}", s_T: r"\sqrt{\bar\alpha_T}"}
+)
 
 
-def _rescaled(s):
-    return (s - s_T) * s_1 / (s_1 - s_T)
+def _rescaled(s, evaluate=True):
+    """Algorithm 1 at sqrt(alpha_bar) = s; evaluate=False keeps the visible terms (SymPy would
+    otherwise cancel s_T - s_T and (s_1 - s_T) / (s_1 - s_T) as it builds the line)."""
+    if evaluate:
+        return (s - s_T) * s_1 / (s_1 - s_T)
+    shift = sp.Add(s, -s_T, evaluate=False)
+    return sp.Mul(shift, s_1, sp.Pow(sp.Add(s_1, -s_T, evaluate=False), -1), evaluate=False)
 
 
 @register("zt_snr.1")
@@ -31,7 +40,11 @@ def rescale_endpoints() -> Derivation:
     """
     steps = [
         Step(
-            sp.Tuple(_rescaled(s_t), _rescaled(s_1) ** 2, _rescaled(s_T) ** 2),
+            sp.Tuple(
+                _rescaled(s_t),
+                sp.Pow(_rescaled(s_1, False), 2, evaluate=False),
+                sp.Pow(_rescaled(s_T, False), 2, evaluate=False),
+            ),
             "definition",
             "Algorithm 1 at t, and squared at t = 1 and t = T",
             eq="zt_snr.1",

@@ -15,7 +15,7 @@ __all__ = ['interpolated_variance']
 def interpolated_variance(*, v_interp, beta_t, var_q):
     r"""iDDPM's learned reverse variance between sigma_q^2(t) (v = 0) and beta_t (v = 1), iddpm.15.
 
-    .. math:: \Sigma_\theta(x_t, t) = e^{v_{interp} \log{\left(\beta_{t} \right)} + \left(1 - v_{interp}\right) \log{\left(\sigma_q^2 \right)}}
+    .. math:: \Sigma_\theta(x_t, t) = e^{v \log{\left(\beta_t \right)} + \left(1 - v\right) \log{\left(\sigma_q^2 \right)}}
 
     Domains: v_interp real, beta_t > 0, var_q > 0. Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.iddpm.interpolated_variance``.

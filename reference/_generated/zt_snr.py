@@ -15,7 +15,7 @@ __all__ = ['zero_terminal_snr_sqrt_alpha_bar']
 def zero_terminal_snr_sqrt_alpha_bar(*, sqrt_alpha_bar_t, sqrt_alpha_bar_1, sqrt_alpha_bar_T):
     r"""sqrt(alpha_bar_t) rescaled to zero terminal SNR (needs sqrt_alpha_bar_1 > sqrt_alpha_bar_T), zt_snr.1.
 
-    .. math:: \sqrt{\bar\alpha_t}' = \frac{sqrt_{\alpha bar 1} \left(- sqrt_{\alpha bar T} + sqrt_{\alpha bar t}\right)}{sqrt_{\alpha bar 1} - sqrt_{\alpha bar T}}
+    .. math:: \sqrt{\bar\alpha_t}' = \frac{\sqrt{\bar\alpha_1} \left(- \sqrt{\bar\alpha_T} + \sqrt{\bar\alpha_t}\right)}{\sqrt{\bar\alpha_1} - \sqrt{\bar\alpha_T}}
 
     Domains: sqrt_alpha_bar_t in (0, 1), sqrt_alpha_bar_1 in (0, 1), sqrt_alpha_bar_T in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.zt_snr.rescale_endpoints``.
