@@ -384,3 +384,37 @@ def test_pf_ode_solves_the_gaussian_flow():
         ddim.append((z - exact).abs().max().item())
     assert heun[2] < 1e-3 and 3.0 < heun[1] / heun[2] < 5.0, heun  # order 2: error / 4
     assert 1.6 < ddim[1] / ddim[2] < 2.5, ddim  # order 1: error / 2
+
+
+@pytest.mark.eq(84, 85, "ddim.12")
+def test_the_models_inline_steps_are_these_functions():
+    """udm/model/base.py's loop (levels in float64, coefficients from posterior_coefficients,
+    DDIM through eps_from_x_0 and q_sample_from_omega) computes what ancestral_step and
+    ddim_step(eta=0) compute: the model can call them (levels log_ab[i] -> log_ab[i + 1])."""
+    from torch_impl import noise_params as N
+
+    log_ab = _linear_log_alpha_bar()
+    grid = S.timestep_grid(T, 20).tolist()
+    levels = torch.cat([log_ab[grid], log_ab.new_zeros(1)])  # noisiest first, then alpha_bar = 1
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(20, 64, generator=gen, dtype=torch.float64)
+    x_0_hat = torch.randn(20, 64, generator=gen, dtype=torch.float64)
+    noise = torch.randn(20, 64, generator=gen, dtype=torch.float64)
+    lab_t, lab_s = levels[:-1, None], levels[1:, None]
+    post = V.posterior_coefficients(log_alpha_bar_t=levels[:-1], log_alpha_bar_prev=levels[1:])
+    inline = post["coef_x_t"][:, None] * x + post["coef_x_0"][:, None] * x_0_hat
+    inline = inline + post["var_q"].sqrt()[:, None] * noise * (lab_s != 0)
+    ours = S.ancestral_step(
+        x_t=x, x_0_hat=x_0_hat, log_alpha_bar_t=lab_t, log_alpha_bar_s=lab_s, noise=noise
+    )
+    torch.testing.assert_close(ours, inline, rtol=1e-12, atol=1e-12)
+    log_snr = S.log_snr_of(levels)
+    eps_hat = I.eps_from_x_0(x_t=x[:-1], x_0_hat=x_0_hat[:-1], log_snr=log_snr[:-2, None])
+    inline_ddim = N.q_sample_from_omega(x_0=x_0_hat[:-1], omega=-log_snr[1:-1, None], eps=eps_hat)
+    ours_ddim = S.ddim_step(
+        x_0_hat=x_0_hat[:-1],
+        eps_hat=eps_hat,
+        log_alpha_bar_t=lab_t[:-1],
+        log_alpha_bar_s=lab_s[:-1],
+    )
+    torch.testing.assert_close(ours_ddim, inline_ddim, rtol=1e-10, atol=1e-12)
