@@ -24,6 +24,7 @@ DOMAIN_WORDS = {
     "open_unit": "in (0, 1)",
     "negative": "< 0",
     "nonpositive": "<= 0",
+    "closed_unit": "in [0, 1]",
 }
 
 
@@ -48,12 +49,16 @@ def closed_forms(section: str) -> list[tuple[str, ClosedForm]]:
 def _function_source(source: str, cf: ClosedForm) -> str:
     printer = NumPyPrinter({"fully_qualified_modules": True})
     body = printer.doprint(cf.expr)
-    eqs = ", ".join(str(n) for n in cf.equations)
-    cites = ", ".join(f"({n})" for n in cf.equations)
+    eqs = ", ".join(repr(n) for n in cf.equations)
+    numbers = [n for n in cf.equations if isinstance(n, int)]
+    keys = [n for n in cf.equations if isinstance(n, str)]  # formulas beyond the paper
+    cites = ", ".join(f"({n})" for n in numbers)
+    cites = f"eq{'s' if len(numbers) > 1 else ''}. {cites}" if numbers else ""
+    cites = "; ".join(c for c in (cites, ", ".join(keys)) if c)
     domains = ", ".join(f"{a} {DOMAIN_WORDS[cf.domains[a]]}" for a in cf.args)
     lhs = f"{cf.lhs} = " if cf.lhs else ""
     doc = textwrap.dedent(f"""\
-        {cf.summary}, eq{"s" if len(cf.equations) > 1 else ""}. {cites}.
+        {cf.summary}, {cites}.
 
         .. math:: {lhs}{tex(cf.expr)}
 
@@ -100,7 +105,7 @@ def render(section: str, built: list | None = None) -> str | None:
 def generate(write: bool = True) -> dict[str, bool]:
     """Regenerate every section; return {file: changed}. With write=False only compare."""
     changed = {}
-    for section in catalog.SECTIONS:
+    for section in (*catalog.SECTIONS, *catalog.BEYOND_SECTIONS):
         text = render(section)
         if text is None:
             continue

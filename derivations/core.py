@@ -94,7 +94,7 @@ class Step:
     expr: sp.Basic
     rule: str
     why: str = ""
-    eq: int | None = None  # the paper's number of this line, if it has one
+    eq: int | str | None = None  # the paper's number of this line (or a beyond key 'ddim.12')
     gap: sp.Expr | None = None  # jensen: prev - expr, a KL in closed form
     wrt: sp.Symbol | None = None  # proportional: the variable of the density
     noise: tuple = ()  # sum_gaussians: independent standard normal symbols
@@ -130,7 +130,8 @@ class ClosedForm:
 
     `args` are the NOTATION names of the function's keyword arguments, in order; `domains`
     maps each to 'real', 'positive', 'unit' (0 < v <= 1), 'open_unit' (0 < v < 1),
-    'negative' (v < 0) or 'nonpositive' (v <= 0: the log of a level in (0, 1]).
+    'closed_unit' (0 <= v <= 1), 'negative' (v < 0) or 'nonpositive' (v <= 0: the log of a
+    level in (0, 1]).
     `line` names the derivation line the form comes from (its equation number, a step's
     `name`, or "last"); `component` picks one entry of a tuple line; `rename` maps the line's symbols
     to the function's (e.g. eps -> eps_hat: the same formula applied to a prediction).
@@ -138,7 +139,7 @@ class ClosedForm:
     """
 
     name: str
-    equations: tuple[int, ...]
+    equations: tuple[int | str, ...]
     expr: sp.Expr
     args: tuple[str, ...]
     domains: dict[str, str]
@@ -227,7 +228,7 @@ def fact_problems(facts, lines: set[int], steps) -> list[str]:
     from udm import catalog
 
     problems = []
-    known = catalog.load()
+    known = catalog.load_all()  # the paper's numbers and the keys beyond it ('ddim.16')
     used = set()
     for s in steps:
         for c in _components(s.expr):
@@ -245,8 +246,14 @@ def fact_problems(facts, lines: set[int], steps) -> list[str]:
                 problems.append(f"{what}: no equation {f.by} in the catalog")
             elif isinstance(f.by, int) and f.by in lines:
                 problems.append(f"{what}: restates eq. ({f.by}), a line of this derivation")
-            elif isinstance(f.by, str) and not f.by.startswith("derivations."):
-                problems.append(f"{what}: `by` must be a derivation's dotted path")
+            elif isinstance(f.by, str) and f.by in lines:
+                problems.append(f"{what}: restates {f.by}, a line of this derivation")
+            elif (
+                isinstance(f.by, str)
+                and not f.by.startswith("derivations.")
+                and not catalog.is_beyond(f.by)
+            ):
+                problems.append(f"{what}: `by` must be a derivation's dotted path or a key")
         elif f.kind == "definition":
             # a definition proves nothing, so using it is never circular
             if f.by not in known or known[f.by].kind != "definition":
@@ -340,7 +347,7 @@ class Derivation:
     """
 
     title: str
-    equations: tuple[int, ...]
+    equations: tuple[int | str, ...]
     steps: list[Step]
     facts: tuple | dict = ()
     family: str | None = None
@@ -359,7 +366,7 @@ class Derivation:
         return {f.symbol: f.value for f in self.fact_list if isinstance(f, Fact)}
 
     @property
-    def lines(self) -> set[int]:
+    def lines(self) -> set[int | str]:
         return {s.eq for s in self.steps if s.eq} | set(self.claims)
 
     def check(self) -> list[StepCheck]:
@@ -427,7 +434,7 @@ def _paper_relation(n: int) -> str | None:
     """The relation a continuation line of the paper opens with ('=', geq, propto), if any."""
     from udm import catalog
 
-    latex = catalog.get(n).latex.strip() if n in catalog.load() else ""
+    latex = catalog.get(n).latex.strip() if isinstance(n, int) and n in catalog.load() else ""
     return next((r for r in (r"\geq", r"\propto", "=") if latex.startswith(r)), None)
 
 

@@ -716,7 +716,7 @@ def v_prediction() -> Derivation:
     results = (
         _cf(
             "x_0_from_v",
-            (115,),
+            (115, "v.x0"),
             sqrt_ab * x_t - sqrt_1m * v_hat,
             ("x_t", "v_hat", "alpha_bar_t"),
             "Clean-sample prediction from a v prediction",
@@ -727,7 +727,7 @@ def v_prediction() -> Derivation:
         ),
         _cf(
             "eps_from_v",
-            (115,),
+            (115, "v.eps"),
             sqrt_1m * x_t + sqrt_ab * v_hat,
             ("x_t", "v_hat", "alpha_bar_t"),
             "Noise prediction from a v prediction",

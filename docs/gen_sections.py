@@ -28,14 +28,22 @@ from udm import catalog, paper_form, registry, status
 LONG_LINE, LONG_TOTAL = 300, 2500
 
 
-def anchor(n: int) -> str:
-    """The label (and HTML id) of equation n: `eq-85`."""
-    return f"eq-{n}"
+def anchor(n: int | str) -> str:
+    """The label (and HTML id) of equation n: `eq-85`; of a formula beyond the paper: `ddim-12`."""
+    return n.replace(".", "-").replace("_", "-") if isinstance(n, str) else f"eq-{n}"
 
 
-def eq_ref(n: int, text: str | None = None) -> str:
-    """A MyST cross-reference to equation n, on whichever page it is."""
-    return f"{{ref}}`{text or f'eq. ({n})'} <{anchor(n)}>`"
+def eq_ref(n: int | str, text: str | None = None) -> str:
+    """A MyST cross-reference to equation n (or a beyond key), on whichever page it is."""
+    shown = n if isinstance(n, str) else f"eq. ({n})"
+    return f"{{ref}}`{text or shown} <{anchor(n)}>`"
+
+
+def heading(n: int | str) -> str:
+    """An equation's heading: 'Eq. (85)', or 'ddim.12: eq. (12) of the source'."""
+    if isinstance(n, str):
+        return f"{n}: {catalog.get(n).source_eq}"
+    return f"Eq. ({n})"
 
 
 _EQ_CITE = re.compile(r"\b(eqs?\.) \((\d+)\)((?:(?:,| and|-) \(\d+\))*)")
@@ -191,7 +199,7 @@ def first_listings() -> dict[str, int]:
     """Implementation path -> the equation under which it is described in full (the first
     that lists it, in the paper's order); later equations link there."""
     index, out = registry.index(), {}
-    for section in catalog.SECTIONS:
+    for section in (*catalog.SECTIONS, *catalog.BEYOND_SECTIONS):
         for n in catalog.numbers_in(section):
             for layer in ("reference", "torch_impl"):
                 for impl in index[n].implementations[layer]:
@@ -209,14 +217,23 @@ def _implementation_md(path: str, section: str, n: int, first: dict[str, int]) -
 def render(section: str) -> str:
     index = registry.index()
     title = catalog.section_title(section)
-    lines = [
-        f"# {title}",
-        "",
+    beyond = section in catalog.BEYOND_SECTIONS
+    intro = (
         f"Equations of section `{section}`, generated from the registry. "
         f"Its [notebook](../notebooks/{section}.md) evaluates the key equations and checks "
-        "them against an independent computation; it runs on every docs build.",
-        "",
-    ]
+        "them against an independent computation; it runs on every docs build."
+    )
+    if beyond:
+        source = catalog.get(catalog.numbers_in(section)[0]).source
+        intro = (
+            f"Formulas from {source}, beyond Luo 2022, with the same chain: catalog "
+            f"(`udm/catalog_beyond.yaml`), derivation, generated reference, torch, tests. "
+            f"Keys like `{catalog.numbers_in(section)[0]}` work as `udm eq "
+            f"{catalog.numbers_in(section)[0]}`; notation is this project's (alpha_bar_t is "
+            f"the source's alpha_t where it writes so); equation numbers in the text below "
+            f"are the source's."
+        )
+    lines = [f"# {title}", "", intro, ""]
     lines += worked_example(section)
     if section in FIGURES:
         name, caption = FIGURES[section]
@@ -227,7 +244,7 @@ def render(section: str) -> str:
         eq, record = catalog.get(n), index[n]
         lines += [
             f"({anchor(n)})=",
-            f"## Eq. ({n})",
+            f"## {heading(n)}",
             "",
             *_math_block([eq.latex]),
         ]
@@ -240,7 +257,8 @@ def render(section: str) -> str:
                 "",
             ]
         lines += [
-            f"*{link_citations(eq.role)}* ({eq.kind}). Status: **{record.status}** ({record.why}).",
+            f"*{eq.role if beyond else link_citations(eq.role)}* ({eq.kind}). "
+            f"Status: **{record.status}** ({record.why}).",
             "",
             *_printed_md(n, [i.path for i in record.implementations["derivations"]]),
         ]
@@ -289,7 +307,7 @@ def worked_example(section: str) -> list[str]:
 
 def write_all(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    for section in catalog.SECTIONS:
+    for section in (*catalog.SECTIONS, *catalog.BEYOND_SECTIONS):
         path = out_dir / f"{section}.md"
         text = render(section)
         if not path.exists() or path.read_text(encoding="utf-8") != text:

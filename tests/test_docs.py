@@ -115,3 +115,17 @@ def test_landing_page_gives_readmes_two_commands():
         "pip install torch==2.13.0 -e '.[test]' && python -m pytest",
     ):
         assert command in readme and command in index
+
+
+@pytest.mark.parametrize("section", catalog.BEYOND_SECTIONS)
+def test_beyond_page_lists_every_formula_with_its_source(section):
+    """One page per source paper: every key, its place in the source, its computed status."""
+    page = gen_sections.render(section)
+    computed = registry.computed_beyond_statuses()
+    for key in catalog.numbers_in(section):
+        entry = catalog.get(key)
+        assert f"## {key}: {entry.source_eq}\n" in page
+        assert f"({gen_sections.anchor(key)})=" in page
+        block = page.split(f"## {key}: ", 1)[1].split("\n## ", 1)[0]
+        assert f"Status: **{computed[key]['status']}** ({computed[key]['why']})" in block
+    assert entry.source in page

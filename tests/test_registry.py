@@ -249,9 +249,12 @@ def test_udm_eq_unknown_exits_2_with_one_line(arg):
 def test_udm_coverage_lists_every_equation():
     result = CliRunner().invoke(main, ["coverage", "--json"])
     rows = json.loads(result.output)
-    assert [r["number"] for r in rows] == list(range(1, 171))
+    # the paper's 170 first, in order, then the formulas beyond it in catalog order
+    assert [r["number"] for r in rows] == [*range(1, 171), *catalog.load_beyond()]
     text = CliRunner().invoke(main, ["coverage"]).output
-    assert text.splitlines()[-1].split()[:2] == ["total", "170"]
+    totals = [line.split() for line in text.splitlines() if line.startswith(("total", "beyond "))]
+    assert totals[0][:2] == ["total", "170"]
+    assert totals[-1][:2] == ["beyond", str(len(catalog.load_beyond()))]
 
 
 def test_udm_verify_passes_and_reports_rows():

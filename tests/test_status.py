@@ -27,6 +27,11 @@ def test_status_file_is_current():
     assert status.compute() == status.load()
 
 
+def test_beyond_status_file_is_current():
+    """udm/status_beyond.json (keys like 'ddim.12') is what checking their derivations gives."""
+    assert status.compute(beyond=True) == status.load_beyond()
+
+
 def test_symbolic_needs_a_proved_line_without_family():
     line = [Step(x * (x + 1), "definition"), Step(x**2 + x, "algebra", eq=89)]
     assert _statuses(Derivation("d", (89,), line))[89]["status"] == "symbolic"
@@ -62,6 +67,8 @@ def test_definition_status_only_for_catalog_definitions():
 def test_every_interface_shows_the_computed_status():
     computed = {n: v["status"] for n, v in status.load().items()}
     assert set(computed) == set(catalog.load())
+    computed |= {k: v["status"] for k, v in status.load_beyond().items()}
+    assert set(computed) == set(catalog.load_all())  # and the formulas beyond the paper
     assert {n: r.status for n, r in registry.index().items()} == computed
     runner = CliRunner()
     records = json.loads(runner.invoke(main, ["coverage", "--json"]).output)

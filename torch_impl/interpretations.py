@@ -119,9 +119,9 @@ def eps_from_score(*, score_hat, alpha_bar_t=None, log_snr=None) -> torch.Tensor
 # --- v-prediction (Salimans & Ho 2022), from eqs. (115), (151) ------------------------------------
 
 
-@register(115)
+@register(115, "v.x0")
 def x_0_from_v(*, x_t, v_hat, alpha_bar_t=None, log_snr=None) -> torch.Tensor:
-    r"""x_0_hat = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v_hat, from eq. (115).
+    r"""x_0_hat = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v_hat, from eq. (115); v.x0.
 
     A rotation: well conditioned at both ends of the schedule (no division).
     """
@@ -131,9 +131,10 @@ def x_0_from_v(*, x_t, v_hat, alpha_bar_t=None, log_snr=None) -> torch.Tensor:
     return sa * x_t - s1m * v_hat
 
 
-@register(115)
+@register(115, "v.eps")
 def eps_from_v(*, x_t, v_hat, alpha_bar_t=None, log_snr=None) -> torch.Tensor:
-    r"""eps_hat = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v_hat, from eq. (115) (a rotation)."""
+    r"""eps_hat = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v_hat, from eq. (115) (a
+    rotation); v.eps."""
     x_t, v_hat = _args(x_t, "v_hat", v_hat)
     sa, s1m, _ = _scales(alpha_bar_t, log_snr, x_t, need_noise=False)
     check_broadcast(x_t=x_t, v_hat=v_hat, alpha_bar_t=sa)

@@ -114,6 +114,16 @@ def in_unit_interval(name: str, value: Any, *, closed_right: bool = True) -> Any
     return value
 
 
+def in_closed_unit_interval(name: str, value: Any) -> Any:
+    """Require 0 <= value <= 1 (DDIM's eta, iDDPM's v)."""
+    finite(name, value)
+    if not _validate:
+        return value
+    if _any(value < 0) or _any(value > 1):
+        raise ValueError(f"{name} must lie in [0, 1] everywhere")
+    return value
+
+
 def broadcastable(shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
     """The broadcast shape of named shapes, or a ValueError naming the offenders."""
     result: list[int] = []
@@ -195,4 +205,5 @@ DOMAINS = {
     "open_unit": lambda name, v: in_unit_interval(name, v, closed_right=False),
     "negative": lambda name, v: nonpositive(name, v, strict=True),
     "nonpositive": nonpositive,
+    "closed_unit": in_closed_unit_interval,
 }

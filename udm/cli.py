@@ -73,7 +73,16 @@ def _count(key: str) -> click.IntRange:
     return click.IntRange(*INT_RANGES[key])
 
 
-def _parse_eq(text: str) -> int:
+def _parse_eq(text: str) -> int | str:
+    """The paper's equation number, or a key of a formula beyond it ('ddim.12', 'pf_ode')."""
+    if not text.strip().lstrip("-").isdigit():
+        try:
+            return catalog.lookup(text)
+        except KeyError:
+            _fail(
+                f"{text!r} is not an equation number (valid: 1..{max(catalog.load())}) "
+                f"nor a key beyond the paper (`udm coverage` lists them: ddim.12, v.pred, ...)"
+            )
     try:
         number = int(text)
     except ValueError:
@@ -137,11 +146,17 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
         ]
     )
     printed, printed_reason = status.printed(n)
+    beyond = (
+        {"source": entry.source, "source_equation": entry.source_eq, "aliases": list(entry.aliases)}
+        if catalog.is_beyond(n)
+        else {}
+    )
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "number": n,
+                    **beyond,
                     "section": entry.section,
                     "subsection": entry.subsection,
                     "module": entry.module,
@@ -169,10 +184,13 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
             )
         )
         return
-    click.echo(
-        f"eq. ({n})  [{entry.module}] {entry.section}"
-        + (f" / {entry.subsection}" if entry.subsection else "")
-    )
+    if beyond:
+        click.echo(f"{n}  [{entry.module}] {entry.source}, {entry.source_eq}")
+    else:
+        click.echo(
+            f"eq. ({n})  [{entry.module}] {entry.section}"
+            + (f" / {entry.subsection}" if entry.subsection else "")
+        )
     click.echo(f"  {entry.latex}")
     if entry.erratum:
         click.echo(f"  erratum: {entry.erratum['statement']}")
@@ -215,8 +233,9 @@ def _printed_text(printed: bool | None, reason: str) -> str:
 def coverage(as_json: bool) -> None:
     """Per-section table of equations by status (as `udm verify` computed it), by layer, and
     how many printed lines match their derivation line (`printed`)."""
-    eqs, index = catalog.load(), registry.index()
+    eqs, index = catalog.load_all(), registry.index()
     printed = {n: status.printed(n) for n in eqs}
+    paper_then_beyond = [*sorted(catalog.load()), *catalog.load_beyond()]
     if as_json:
         click.echo(
             json.dumps(
@@ -234,8 +253,9 @@ def coverage(as_json: bool) -> None:
                             for layer, impls in index[n].implementations.items()
                         },
                         "tests": index[n].tests,
+                        **({"source": eqs[n].source} if catalog.is_beyond(n) else {}),
                     }
-                    for n in sorted(eqs)
+                    for n in paper_then_beyond
                 ],
                 indent=2,
             )
@@ -245,25 +265,34 @@ def coverage(as_json: bool) -> None:
     head = f"{'section':<16}{'eqs':>5}" + "".join(f"{c:>11}" for c in cols)
     click.echo(head)
     click.echo("-" * len(head))
-    totals = [0] * (len(cols) + 1)
-    for section in catalog.SECTIONS:
-        records = [index[n] for n in catalog.numbers_in(section)]
-        counts = [len(records)]
-        counts += [sum(r.status == s for r in records) for s in registry.STATUSES]
-        counts += [
-            sum(bool(r.implementations[layer]) for r in records) for layer in registry.LAYERS
-        ]
-        counts += [sum(bool(r.tests) for r in records)]
-        counts += [sum(printed[n][0] is True for n in catalog.numbers_in(section))]
-        totals = [a + b for a, b in zip(totals, counts, strict=True)]
-        click.echo(f"{section:<16}{counts[0]:>5}" + "".join(f"{c:>11}" for c in counts[1:]))
-    click.echo("-" * len(head))
-    click.echo(f"{'total':<16}{totals[0]:>5}" + "".join(f"{c:>11}" for c in totals[1:]))
+    for sections, total in ((catalog.SECTIONS, "total"), (catalog.BEYOND_SECTIONS, "beyond")):
+        if total == "beyond":  # formulas from other papers: counted apart from the paper's 170
+            click.echo("")
+            click.echo(f"{'beyond the paper':<16}{'keys':>5}")
+            click.echo("-" * len(head))
+        totals = [0] * (len(cols) + 1)
+        for section in sections:
+            records = [index[n] for n in catalog.numbers_in(section)]
+            counts = [len(records)]
+            counts += [sum(r.status == s for r in records) for s in registry.STATUSES]
+            counts += [
+                sum(bool(r.implementations[layer]) for r in records) for layer in registry.LAYERS
+            ]
+            counts += [sum(bool(r.tests) for r in records)]
+            counts += [sum(printed[n][0] is True for n in catalog.numbers_in(section))]
+            totals = [a + b for a, b in zip(totals, counts, strict=True)]
+            click.echo(f"{section:<16}{counts[0]:>5}" + "".join(f"{c:>11}" for c in counts[1:]))
+        click.echo("-" * len(head))
+        click.echo(f"{total:<16}{totals[0]:>5}" + "".join(f"{c:>11}" for c in totals[1:]))
 
 
 @main.command()
 @click.argument("equations", nargs=-1)
-@click.option("--section", type=click.Choice(catalog.SECTIONS), help="Only this section.")
+@click.option(
+    "--section",
+    type=click.Choice((*catalog.SECTIONS, *catalog.BEYOND_SECTIONS)),
+    help="Only this section.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
 def verify(equations: tuple[str, ...], section: str | None, as_json: bool) -> None:
     """Check every derivation step and every derivation-vs-reference closed form."""
@@ -276,7 +305,7 @@ def verify(equations: tuple[str, ...], section: str | None, as_json: bool) -> No
         if not as_json:
             mark = "ok  " if row.ok else "FAIL"
             click.echo(
-                f"{mark} eq. ({row.number:>3})  {row.status:<10} {row.seconds:7.2f}s  "
+                f"{mark} {_row_label(row.number)}  {row.status:<10} {row.seconds:7.2f}s  "
                 f"{catalog.get(row.number).module}",
                 err=False,
             )
@@ -299,6 +328,11 @@ def verify(equations: tuple[str, ...], section: str | None, as_json: bool) -> No
     if not rows and (numbers or section):
         click.echo("udm: nothing to verify for that selection yet", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _row_label(n) -> str:
+    """'eq. ( 85)' for the paper's equations, the key ('ddim.12') for formulas beyond it."""
+    return f"{n:<13}" if isinstance(n, str) else f"eq. ({n:>3})"
 
 
 @main.command()

@@ -59,12 +59,24 @@ def cited_equations(doc: str | None) -> set[int]:
     return cited
 
 
+def cited_keys(doc: str | None) -> set[str]:
+    """Keys of formulas beyond the paper (udm/catalog_beyond.yaml) a docstring names, e.g.
+    'ddim.12': the key itself must appear, as a word."""
+    if not doc:
+        return set()
+    return {
+        key
+        for key in catalog.load_beyond()
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", doc)
+    }
+
+
 # --- runtime registration --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Registration:
-    equations: tuple[int, ...]
+    equations: tuple[int | str, ...]
     layer: str
     path: str  # dotted import path, e.g. "reference.vdm.var_q"
     status: str | None = None  # only derivations declare one
@@ -78,7 +90,15 @@ def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: 
     if not equations:
         raise RegistrationError(f"{path}: register() needs at least one equation number")
     known = catalog.load()
+    beyond = catalog.load_beyond()
     for n in equations:
+        if isinstance(n, str) and not n.strip().isdigit():  # '85' stays refused as not an int
+            if n not in beyond:
+                raise RegistrationError(
+                    f"{path}: {n!r} is not a key of udm/catalog_beyond.yaml "
+                    f"(valid: {', '.join(beyond)})"
+                )
+            continue
         if isinstance(n, bool) or not isinstance(n, int):
             raise RegistrationError(f"{path}: equation numbers are ints, got {n!r}")
         if n not in known:
@@ -90,15 +110,21 @@ def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: 
     if status is not None:
         # statuses are computed from what `udm verify` proved (udm/status.py), never declared
         raise RegistrationError(f"{path}: status is computed by `udm verify`, not declared")
-    missing = sorted(set(equations) - cited_equations(doc))
+    numbers = {n for n in equations if isinstance(n, int)}
+    missing = sorted(numbers - cited_equations(doc))
     if missing:
         raise RegistrationError(
             f"{path}: docstring must cite eq. {', '.join(f'({n})' for n in missing)}"
         )
+    keys = {n for n in equations if isinstance(n, str)}
+    missing_keys = sorted(keys - cited_keys(doc))
+    if missing_keys:
+        raise RegistrationError(f"{path}: docstring must name {', '.join(missing_keys)}")
 
 
-def register(*equations: int, status: str | None = None) -> Callable[[F], F]:
-    """Register the decorated function or class under the paper's equation number(s).
+def register(*equations: int | str, status: str | None = None) -> Callable[[F], F]:
+    """Register the decorated function or class under the paper's equation number(s), or
+    under keys of formulas beyond the paper ('ddim.12', udm/catalog_beyond.yaml).
 
     The layer is the top-level package of the defining module. No status is declared: it is
     computed from what `udm verify` proved (udm/status.py). The object gains `__equations__`.
@@ -134,7 +160,7 @@ class Implementation:
 
 @dataclass
 class EquationRecord:
-    number: int
+    number: int | str
     implementations: dict[str, list[Implementation]] = field(
         default_factory=lambda: {layer: [] for layer in LAYERS}
     )
@@ -143,7 +169,7 @@ class EquationRecord:
     @property
     def status(self) -> str:
         """The status `udm verify` computed (udm/status.json); see udm/status.py."""
-        computed = computed_statuses().get(self.number)
+        computed = _statuses_for(self.number).get(self.number)
         if computed:
             return computed["status"]
         if self.tests and any(self.implementations[layer] for layer in LAYERS):
@@ -152,7 +178,7 @@ class EquationRecord:
 
     @property
     def why(self) -> str:
-        return computed_statuses().get(self.number, {}).get("why", "not computed yet")
+        return _statuses_for(self.number).get(self.number, {}).get("why", "not computed yet")
 
 
 @functools.cache
@@ -162,6 +188,19 @@ def computed_statuses() -> dict[int, dict]:
     if not path.exists():
         return {}
     return {int(k): v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+@functools.cache
+def computed_beyond_statuses() -> dict[str, dict]:
+    """udm/status_beyond.json, written by `udm verify` (a full run): key -> {status, why}."""
+    path = Path(__file__).with_name("status_beyond.json")
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _statuses_for(key) -> dict:
+    return computed_beyond_statuses() if isinstance(key, str) else computed_statuses()
 
 
 def repo_root() -> Path:
@@ -175,7 +214,8 @@ def _layer_dir(layer: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _literal_ints(call: ast.Call) -> tuple[int, ...]:
+def _literal_ints(call: ast.Call) -> tuple[int | str, ...]:
+    """The literal equation numbers and beyond keys of a register(...) or mark.eq(...) call."""
     return tuple(a.value for a in call.args if isinstance(a, ast.Constant))
 
 
@@ -207,9 +247,10 @@ def _rel(path: Path) -> str:
 
 
 @functools.cache
-def index() -> dict[int, EquationRecord]:
-    """Equation number -> implementations per layer and tests, read from the sources."""
-    records = {n: EquationRecord(n) for n in catalog.load()}
+def index() -> dict[int | str, EquationRecord]:
+    """Equation number (or beyond key) -> implementations per layer and tests, read from the
+    sources."""
+    records = {n: EquationRecord(n) for n in catalog.load_all()}
     for layer in LAYERS:
         root = _layer_dir(layer)
         if root is None:

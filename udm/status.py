@@ -22,6 +22,7 @@ from pathlib import Path
 from udm import catalog, registry
 
 STATUS_PATH = Path(__file__).with_name("status.json")
+BEYOND_STATUS_PATH = Path(__file__).with_name("status_beyond.json")  # keys like 'ddim.12'
 # udm/printed_match.py's verdicts (the paper's printed line N against the derivation's line N),
 # written by a full `udm verify` and `python -m udm.printed_match --write`
 PRINTED_PATH = Path(__file__).with_name("printed_match.json")
@@ -32,23 +33,41 @@ def _weaker(a: str, b: str) -> str:
     return a if _RANK[a] >= _RANK[b] else b
 
 
-def compute(built: dict | None = None) -> dict[int, dict]:
+def compute(built: dict | None = None, beyond: bool = False) -> dict:
     """Each equation's status and why, from {path: (derivation, checks)} of every registered
-    derivation (checked here when not given: ~30 s)."""
+    derivation (checked here when not given: ~30 s).
+
+    beyond=True: the formulas of udm/catalog_beyond.yaml instead (keyed 'ddim.12'; their
+    derivations are checked here when `built` is not given, a few seconds); a lemma they
+    take from the paper passes on the paper's status as last stored (udm/status.json).
+    """
     from derivations import codegen
 
     if built is None:
         built = {}
-        for section in catalog.SECTIONS:
+        for section in catalog.BEYOND_SECTIONS if beyond else catalog.SECTIONS:
             for path, d in codegen.derivations_of(section):
                 built[path] = (d, d.check() + d.check_results())
+    built = dict(built)  # lemmas checked on demand are added to a copy
     index = registry.index()
     memo: dict = {}
 
     def lemma_status(by) -> str:
         """Status a lemma's source earns: an equation's status or a derivation's."""
-        if isinstance(by, int):
+        if isinstance(by, int) and beyond:
+            return load().get(by, {}).get("status", "missing")
+        if isinstance(by, int) or catalog.is_beyond(by):
             return equation(by)["status"]
+        if by not in built and beyond and isinstance(by, str) and by.startswith("derivations."):
+            # a paper derivation that a formula beyond the paper uses: check it here
+            import importlib
+
+            module, name = by.rsplit(".", 1)
+            try:
+                d = getattr(importlib.import_module(module), name)()
+            except (ImportError, AttributeError):
+                return "missing"
+            built[by] = (d, d.check() + d.check_results())
         if by not in built:
             return "missing"
         d, checks = built[by]
@@ -79,7 +98,7 @@ def compute(built: dict | None = None) -> dict[int, dict]:
         if entry.kind == "definition" and implemented:
             result = {"status": "definition", "why": "the catalog's kind is definition"}
         else:
-            for path, (d, checks) in built.items():
+            for path, (d, checks) in list(built.items()):
                 for i, step in enumerate(d.steps):
                     # a line numbered n, or the last line of a chain that claims n as a whole
                     claimed = n in d.claims and i == len(d.steps) - 1
@@ -102,12 +121,27 @@ def compute(built: dict | None = None) -> dict[int, dict]:
         memo[n] = result
         return result
 
+    if beyond:
+        return {k: equation(k) for k in catalog.load_beyond()}
     return {n: equation(n) for n in sorted(catalog.load())}
 
 
 def write(statuses: dict[int, dict]) -> None:
     text = json.dumps({str(n): v for n, v in sorted(statuses.items())}, indent=1) + "\n"
     STATUS_PATH.write_text(text, encoding="utf-8")
+
+
+def write_beyond(statuses: dict[str, dict]) -> None:
+    """Store the statuses of the formulas beyond the paper (udm/status_beyond.json)."""
+    text = json.dumps(statuses, indent=1, sort_keys=True) + "\n"
+    BEYOND_STATUS_PATH.write_text(text, encoding="utf-8")
+
+
+def load_beyond() -> dict[str, dict]:
+    """The statuses of the formulas beyond the paper `udm verify` last computed."""
+    if not BEYOND_STATUS_PATH.exists():
+        return {}
+    return json.loads(BEYOND_STATUS_PATH.read_text(encoding="utf-8"))
 
 
 def load() -> dict[int, dict]:
@@ -130,8 +164,10 @@ def load_printed() -> dict[int, dict]:
     return {int(k): v for k, v in json.loads(PRINTED_PATH.read_text(encoding="utf-8")).items()}
 
 
-def printed(number: int) -> tuple[bool | None, str]:
+def printed(number: int | str) -> tuple[bool | None, str]:
     """(printed_match, printed_match_reason) of equation `number` as last stored."""
+    if isinstance(number, str):
+        return None, "not a line of Luo 2022: printed lines are compared for the paper only"
     record = load_printed().get(number)
     if record is None:
         return None, "not computed: run `udm verify` (a full run) to compare the printed lines"

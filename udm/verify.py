@@ -22,7 +22,7 @@ REFERENCE_RTOL = 1e-12  # float64 evaluation of a closed form vs its 30-digit va
 
 @dataclass
 class Row:
-    number: int
+    number: int | str  # the paper's number or a beyond key ('ddim.12')
     status: str
     ok: bool
     seconds: float = 0.0
@@ -116,11 +116,22 @@ def verify_section(
             row.seconds += seconds / len(eqs)
             row.checks.append(source)
             row.failures.extend(failures)
-    return [rows[n] for n in sorted(rows)]
+    return [rows[n] for n in sorted(rows, key=_order)]
+
+
+def _order(n) -> tuple:
+    """Paper numbers in order, then beyond keys ('ddim.12') in catalog order."""
+    keys = list(catalog.load_beyond())
+    return (1, keys.index(n)) if isinstance(n, str) else (0, n)
+
+
+def _beyond_path(path: str) -> bool:
+    """True for a derivation of a section beyond the paper (derivations.ddim....)."""
+    return path.split(".")[1] in catalog.BEYOND_SECTIONS
 
 
 def run(
-    equations: Iterable[int] = (),
+    equations: Iterable[int | str] = (),
     section: str | None = None,
     on_row: Callable[[Row], None] | None = None,
 ) -> list[Row]:
@@ -134,7 +145,7 @@ def run(
     from udm import registry, status
 
     wanted = set(equations) or None
-    sections = [section] if section else list(catalog.SECTIONS)
+    sections = [section] if section else [*catalog.SECTIONS, *catalog.BEYOND_SECTIONS]
     if wanted:
         modules = {catalog.get(n).module for n in wanted}
         sections = [s for s in sections if s in modules]
@@ -142,16 +153,22 @@ def run(
     for name in sections:
         rows.extend(verify_section(name, wanted, built))
     if wanted is None and section is None:
-        statuses = status.compute(built)
+        paper = {p: b for p, b in built.items() if not _beyond_path(p)}
+        statuses = status.compute(paper)
         if all(r.ok for r in rows) and statuses != status.load():
             status.write(statuses)
             registry.computed_statuses.cache_clear()
+        beyond = status.compute(built, beyond=True)
+        if all(r.ok for r in rows) and beyond != status.load_beyond():
+            status.write_beyond(beyond)
+            registry.computed_beyond_statuses.cache_clear()
+        statuses = {**statuses, **beyond}
         if all(r.ok for r in rows):
             from udm import printed_match
 
-            printed_match.store(printed_match.match_all(built=built))
+            printed_match.store(printed_match.match_all(built=paper))
     else:
-        statuses = registry.computed_statuses()
+        statuses = {**registry.computed_statuses(), **registry.computed_beyond_statuses()}
     for row in rows:
         row.status = statuses.get(row.number, {}).get("status", "missing")
         if on_row:

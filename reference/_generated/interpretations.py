@@ -235,9 +235,9 @@ def x0_loss(*, x_0, x_0_hat, alpha_t, alpha_bar_prev):
     return alpha_bar_prev*(1 - alpha_t)*(x_0 - x_0_hat)**2/((2 - 2*alpha_bar_prev)*((1 - alpha_t) + alpha_t*(1 - alpha_bar_prev)))
 
 
-@register(115)
+@register(115, 'v.x0')
 def x_0_from_v(*, x_t, v_hat, alpha_bar_t):
-    r"""Clean-sample prediction from a v prediction, eq. (115).
+    r"""Clean-sample prediction from a v prediction, eq. (115); v.x0.
 
     .. math:: \hat x_\theta(x_t, t) = \sqrt{\bar\alpha_t} x_t - \hat v_\theta(x_t, t) \sqrt{1 - \bar\alpha_t}
 
@@ -251,9 +251,9 @@ def x_0_from_v(*, x_t, v_hat, alpha_bar_t):
     return numpy.sqrt(alpha_bar_t)*x_t - v_hat*numpy.sqrt(1 - alpha_bar_t)
 
 
-@register(115)
+@register(115, 'v.eps')
 def eps_from_v(*, x_t, v_hat, alpha_bar_t):
-    r"""Noise prediction from a v prediction, eq. (115).
+    r"""Noise prediction from a v prediction, eq. (115); v.eps.
 
     .. math:: \hat\epsilon_\theta(x_t, t) = \sqrt{\bar\alpha_t} \hat v_\theta(x_t, t) + x_t \sqrt{1 - \bar\alpha_t}
 
