@@ -107,7 +107,7 @@ def _one_minus(log_level: torch.Tensor) -> torch.Tensor:
 def log_var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
     r"""log sigma_q^2(t) (eq. (85)) from beta_t = 1 - alpha_t and the log alpha_bars.
 
-    :math:`\logeta_t + \log(1 - arlpha_{t-1}) - \log(1 - arlpha_t)`, each log of
+    :math:`\log\beta_t + \log(1 - \bar\alpha_{t-1}) - \log(1 - \bar\alpha_t)`, each log of
     1 - alpha_bar from log alpha_bar by log1mexp; -inf at t = 1 (log_alpha_bar_prev = 0).
     """
     beta_t = tensor_arg("beta_t", beta_t, "open_unit")
