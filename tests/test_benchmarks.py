@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import benchmarks
-from benchmarks import accuracy, report, speed
+from udm import bench as benchmarks
+from udm.bench import accuracy, report, speed
 from udm.cli import main as udm_main
 
 

@@ -814,8 +814,8 @@ def bench_command(part, Ts, quick, json_path, compare) -> None:
         if not os.access(folder, os.W_OK | os.X_OK):
             _fail(f"--json {json_path}: no permission to write in {folder}")
 
-    import benchmarks  # lazily: `udm eq` must stay fast
-    from benchmarks import report
+    from udm import bench as benchmarks  # lazily: `udm eq` must stay fast
+    from udm.bench import report
 
     result = benchmarks.run(
         part, steps or benchmarks.FULL_TS, quick=quick, log=lambda m: click.echo(m, err=True)

@@ -1,6 +1,6 @@
 """Ground truth at 50 digits (mpmath) for a declared noise schedule, and ulp error measures.
 
-Shared by `udm audit` and the accuracy benchmark (`benchmarks/accuracy.py`). A schedule is
+Shared by `udm audit` and the accuracy benchmark (`udm/bench/accuracy.py`). A schedule is
 declared by its published recipe with decimal parameters (a float parameter such as a
 config's ``beta_end = 0.02`` is read as the shortest decimal that round-trips, ``"0.02"``):
 

@@ -1,7 +1,7 @@
-"""Accuracy and speed benchmarks (issue 9): `python -m benchmarks` or `udm bench`.
+"""Accuracy and speed benchmarks: `python -m udm.bench` or `udm bench`.
 
-`run(...)` returns one JSON-ready dict: machine, config, accuracy rows (`benchmarks.accuracy`),
-speed rows and `udm verify` timings (`benchmarks.speed`); `benchmarks.report` prints and
+`run(...)` returns one JSON-ready dict: machine, config, accuracy rows (`udm.bench.accuracy`),
+speed rows and `udm verify` timings (`udm.bench.speed`); `udm.bench.report` prints and
 compares them.
 """
 
@@ -23,7 +23,7 @@ def run(
     log=None,
 ) -> dict:
     """Run the chosen part(s); quick: T = 10 only, tiny speed runs, verify of one section."""
-    from benchmarks import accuracy, report, speed
+    from udm.bench import accuracy, report, speed
 
     if part not in ("accuracy", "speed", "all"):
         raise ValueError(f"part must be accuracy, speed or all, got {part!r}")
@@ -58,9 +58,9 @@ def main(argv=None) -> int:
     import argparse
     import json
 
-    from benchmarks import report
+    from udm.bench import report
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m udm.bench", description=__doc__)
     parser.add_argument("--part", choices=["accuracy", "speed", "all"], default="all")
     parser.add_argument(
         "--T", default=None, help="comma-separated step counts (default 10,1000,4000)"

@@ -376,7 +376,7 @@ def run(
     T: int = 1000, *, quick: bool = False, peers: bool | None = None, verify_sections=None, log=None
 ):
     """All speed rows (CPU, and CUDA when available) and the verify timings."""
-    from benchmarks.accuracy import diffusers_available
+    from udm.bench.accuracy import diffusers_available
 
     if peers is None:
         peers = diffusers_available()

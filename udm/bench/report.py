@@ -1,4 +1,4 @@
-"""Tables, JSON and run-to-run comparison for `udm bench` / `python -m benchmarks`."""
+"""Tables, JSON and run-to-run comparison for `udm bench` / `python -m udm.bench`."""
 
 from __future__ import annotations
 
