@@ -8,7 +8,7 @@ import pytest
 from udm import latex_reader as reader
 from udm import paper_form, printed_match, registry
 
-pytestmark = pytest.mark.eq(*range(25, 29), *range(34, 59))
+pytestmark = pytest.mark.eq(7, *range(25, 29), *range(34, 59))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_held_lines_print_as_the_paper_groups_them(number, expected):
     assert expected in reader.held_latex(reader.held_right_side(number))
 
 
-@pytest.mark.parametrize("number", [*range(34, 45), *range(47, 59), 25, 26, 27, 28])
+@pytest.mark.parametrize("number", [*range(34, 45), *range(47, 59), 25, 26, 27, 28, 7])
 def test_elbo_lines_match_on_the_chain(number):
     result = printed_match.match(number)
     expected = False if number == 45 else True  # (45): erratum
@@ -85,6 +85,7 @@ def test_elbo_lines_match_on_the_chain(number):
             r"\left[\frac{p(x, z_{1:T})}{q_{\phi}(z_{1:T}|x)}\right]",
             r"\left[p(x, z_{1:T})\right]",
         ),
+        (7, r"\left[\frac{p(x, z)}{q_{\phi}(z|x)}\right]", r"\left[p(x, z)\right]"),
     ],
 )
 def test_a_wrong_elbo_line_fails_on_the_chain(number, old, new):

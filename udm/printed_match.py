@@ -199,8 +199,8 @@ def _expect_gaussian(body, family):
     inner = sp.expand_log(body.xreplace(family), force=True)
     try:
         poly = sp.Poly(sp.expand(inner.subs(S.z, S.mean_q + sp.sqrt(S.var_q) * xi)), xi)
-    except sp.PolynomialError:  # E of a density ratio (eq. (7)): not by moments
-        return reader.E(body, _Q)
+    except sp.PolynomialError:  # E of a density ratio (eq. (7)): the integral against q
+        return _integrate_over_z(body.xreplace(family) * family[_Q], S.z)
     moment = {k: 0 if k % 2 else sp.factorial2(k - 1) for k in range(poly.degree() + 1)}
     return sum(c * moment[k] for (k,), c in poly.terms())
 
