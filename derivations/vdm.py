@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import sympy as sp
 
+from derivations._chain import Chain, posterior_law
+from derivations._chain import chain_symbols as _chain_symbols
+from derivations._chain import lpdf as _lpdf
 from derivations.core import (
     KL,
     ClosedForm,
@@ -73,15 +76,6 @@ a_next, c_next = sp.symbols("a_next c_next", real=True)
 alpha_next, var_theta_next = sp.symbols("alpha_next var_theta_next", positive=True)
 
 
-def _lpdf(x, mean_, var_):
-    """log N(x; mean, var) with log(var) split into the logs of its factors.
-
-    Forcing the split is valid here: every factor (1 - alpha_t, 1 - alpha_bar_t, var_theta)
-    is positive on the family, which SymPy cannot know for 1 - alpha.
-    """
-    return sp.expand_log(log_normal_pdf(x, mean_, var_), force=True)
-
-
 def _sqrt_facts(alphas) -> tuple:
     """alpha = r^2 with r > 0: the checker then meets rational functions instead of sqrt(alpha)
     (the same identities, proved an order of magnitude faster by `cancel`)."""
@@ -96,13 +90,6 @@ ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "derivations.vdm.alpha_
 def _kl(mq, vq, mp, vp):
     """KL(N(mq, vq) || N(mp, vp)), the closed form of eq. (86), logs split as in `_lpdf`."""
     return sp.expand_log((sp.log(vp / vq) + (vq + (mq - mp) ** 2) / vp - 1) / 2, force=True)
-
-
-def _posterior(x_t_, x_0_, a, ab_prev):
-    """(mu_q, var_q) of q(x_{t-1} | x_t, x_0): the posterior's known formulas (eqs. (84), (85))."""
-    ab = a * ab_prev
-    mu = (sp.sqrt(a) * (1 - ab_prev) * x_t_ + sp.sqrt(ab_prev) * (1 - a) * x_0_) / (1 - ab)
-    return mu, (1 - a) * (1 - ab_prev) / (1 - ab)
 
 
 # --- definitions, eqs. (30)-(33) ---
@@ -268,7 +255,7 @@ def elbo_denoising_term() -> Derivation:
     N(mu_q, var_q) of eqs. (84), (85) and p_theta = N(a_t x_t + c_t, var_theta).
     """
     ab = alpha_t * alpha_bar_prev
-    mu_q, v_q = _posterior(_x_t, x_0, alpha_t, alpha_bar_prev)
+    mu_q, v_q = posterior_law(_x_t, x_0, alpha_t, alpha_bar_prev)
     k = sp.sqrt(alpha_t) * (1 - alpha_bar_prev) / (1 - ab)  # coefficient of x_t in mu_q
     j = sp.sqrt(alpha_bar_prev) * (1 - alpha_t) / (1 - ab)  # coefficient of x_0 in mu_q
     residual_mean = (k - a_t) * sp.sqrt(ab) * x_0 + j * x_0 - c_t
@@ -466,90 +453,6 @@ def elbo_consistency_term() -> Derivation:
 # --- the T-step instance: symbols, forward joint law, log-densities ---
 
 
-def _chain_symbols(T: int):
-    """x_0..x_T, alpha_1..alpha_T, a_t, c_t, var_theta_t (index 0 of the per-t lists unused)."""
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
-    x = [x_0] + [sp.Symbol(f"x_{t}", real=True) for t in range(1, T + 1)]
-    al = [None] + [sp.Symbol(f"alpha_{t}", positive=True) for t in range(1, T + 1)]
-    a = [None] + [sp.Symbol(f"a_{t}", real=True) for t in range(1, T + 1)]
-    c = [None] + [sp.Symbol(f"c_{t}", real=True) for t in range(1, T + 1)]
-    v = [None] + [sp.Symbol(f"var_theta_{t}", positive=True) for t in range(1, T + 1)]
-    return x, al, a, c, v
-
-
-def _alpha_bar(al, t):
-    return sp.Mul(*al[1 : t + 1])
-
-
-def _forward_law(x, al, T):
-    """Mean vector and covariance of (x_1..x_T) given x_0, from the chain's noises (eq. (59))."""
-    noise = sp.symbols(f"epsilon_1:{T + 1}", real=True)
-    path = [x_0]
-    for t in range(1, T + 1):
-        path.append(sp.expand(sp.sqrt(al[t]) * path[-1] + sp.sqrt(1 - al[t]) * noise[t - 1]))
-    mean_ = [p.subs({e: 0 for e in noise}) for p in path[1:]]
-    coef = sp.Matrix([[sp.diff(p, e) for e in noise] for p in path[1:]])
-    return mean_, coef * coef.T
-
-
-class _Chain:
-    """The T-step instance: log-densities of both chains and expectations under q."""
-
-    def __init__(self, T: int):
-        self.T = T
-        self.x, self.al, self.a, self.c, self.v = _chain_symbols(T)
-        self.mean, self.cov = _forward_law(self.x, self.al, T)
-
-    def law(self, *ts):
-        """(xs, mean, cov) of the random x_t among ts (x_0 is fixed)."""
-        idx = [t - 1 for t in ts if t >= 1]
-        xs = [self.x[t] for t in ts if t >= 1]
-        return xs, [self.mean[i] for i in idx], self.cov.extract(idx, idx)
-
-    def E(self, expr, *ts):
-        """E over q(x_{ts} | x_0) of expr (which may only involve x_0 and the x_t of ts)."""
-        xs, m, cov = self.law(*ts)
-        stray = {s for s in expr.free_symbols if s in self.x[1:]} - set(xs)
-        if stray:
-            raise _DerivationError(f"{expr} involves {stray} outside the marginal {xs}")
-        return _expect_gaussian_vector(expr, xs, m, cov)
-
-    def ab(self, t):
-        return _alpha_bar(self.al, t)
-
-    def lq(self, t):  # log q(x_t | x_{t-1}), eq. (31)
-        return _lpdf(self.x[t], sp.sqrt(self.al[t]) * self.x[t - 1], 1 - self.al[t])
-
-    def lqm(self, t):  # log q(x_t | x_0), eq. (70)
-        return _lpdf(self.x[t], sp.sqrt(self.ab(t)) * x_0, 1 - self.ab(t))
-
-    def lpost(self, t):  # log q(x_{t-1} | x_t, x_0), eqs. (84), (85)
-        mu, var_ = _posterior(self.x[t], x_0, self.al[t], self.ab(t - 1))
-        return _lpdf(self.x[t - 1], mu, var_)
-
-    def lp(self, t):  # log p_theta(x_{t-1} | x_t)
-        return _lpdf(self.x[t - 1], self.a[t] * self.x[t] + self.c[t], self.v[t])
-
-    def lprior(self):  # log p(x_T), eq. (33)
-        return _lpdf(self.x[self.T], 0, 1)
-
-    def integrand(self):  # log p(x_{0:T}) - log q(x_{1:T} | x_0), eqs. (30), (32)
-        T = self.T
-        return (
-            self.lprior()
-            + sp.Add(*[self.lp(t) for t in range(1, T + 1)])
-            - sp.Add(*[self.lq(t) for t in range(1, T + 1)])
-        )
-
-    def marginal(self):
-        """(M_0, V_0): the reverse chain's law of x_0, propagated from x_T ~ N(0, 1)."""
-        m, var_ = sp.Integer(0), sp.Integer(1)
-        for t in range(self.T, 0, -1):
-            m, var_ = self.a[t] * m + self.c[t], self.a[t] ** 2 * var_ + self.v[t]
-        return m, var_
-
-
 _GENERIC = {
     "x_0": x_0,
     "alpha_t": alpha_t,
@@ -571,7 +474,7 @@ def _term(builder, **values):
     return result.expr.subs({_GENERIC[k]: v for k, v in values.items()}, simultaneous=True)
 
 
-def _closed_form_one(ch: _Chain):
+def _closed_form_one(ch: Chain):
     """Eq. (45) from the per-t closed forms: reconstruction - prior - sum of consistency."""
     T, al, a, c, v = ch.T, ch.al, ch.a, ch.c, ch.v
     recon = _term(elbo_reconstruction_term, alpha_t=al[1], a_t=a[1], c_t=c[1], var_theta=v[1])
@@ -591,7 +494,7 @@ def _closed_form_one(ch: _Chain):
     return recon - prior - sp.Add(*consistency)
 
 
-def _closed_form_two(ch: _Chain):
+def _closed_form_two(ch: Chain):
     """Eq. (58) from the per-t closed forms: reconstruction - prior - sum of denoising."""
     T, al, a, c, v = ch.T, ch.al, ch.a, ch.c, ch.v
     recon = _term(elbo_reconstruction_term, alpha_t=al[1], a_t=a[1], c_t=c[1], var_theta=v[1])
@@ -624,7 +527,7 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
     written in closed form from p's precision matrix over x_{1:T} (checked: its determinant
     is V_0 / prod var_theta_t, and q's covariance has determinant prod (1 - alpha_t)).
     """
-    ch = _Chain(T)
+    ch = Chain(T)
     m0, v0 = ch.marginal()
     log_px = _lpdf(x_0, m0, v0)
     xs, mq, sq = ch.law(*range(1, T + 1))
@@ -678,7 +581,7 @@ def elbo_derivation_one(T: int = ELBO_DEFAULT_T) -> Derivation:
     eq. (44) under q(x_{t-1}, x_t, x_{t+1} | x_0); eq. (45)'s literal KL form, which integrates
     x_t under q(x_t | x_{t-1}) instead, is not equal to it (see `elbo_consistency_term`).
     """
-    ch = _Chain(T)
+    ch = Chain(T)
     lp, lq, lprior = ch.lp, ch.lq, ch.lprior()
     ts = range(1, T)  # t = 1..T-1
     prods = sp.Add(*[lp(t) for t in range(2, T + 1)])
@@ -755,7 +658,7 @@ def forward_step_bayes() -> Derivation:
     posterior N(mu_q, var_q) of eqs. (84), (85) and the marginals of eq. (70). Proved for
     general alpha_t, alpha_bar_{t-1} (alpha_bar_t = alpha_t alpha_bar_{t-1}).
     """
-    mu, vq = _posterior(_x_t, x_0, alpha_t, alpha_bar_prev)
+    mu, vq = posterior_law(_x_t, x_0, alpha_t, alpha_bar_prev)
     ab = alpha_t * alpha_bar_prev
     # In log space (the densities' logs, factors of the variances split): comparing the
     # densities themselves (`normal_pdf`) needs `simplify` on exponentials, minutes per step.
@@ -783,7 +686,7 @@ def forward_step_bayes() -> Derivation:
 # --- derivation two, eqs. (47)-(58) ---
 
 
-@register(48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58)
+@register(47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58)
 def elbo_derivation_two(T: int = ELBO_DEFAULT_T) -> Derivation:
     """ELBO derivation two, eqs. (47)-(58): reconstruction, prior and denoising matching terms.
 
@@ -792,7 +695,7 @@ def elbo_derivation_two(T: int = ELBO_DEFAULT_T) -> Derivation:
     own marginal (eq. (57)) and writes the per-t closed forms (eq. (58)). Last line: the same
     number as derivation one's eq. (45).
     """
-    ch = _Chain(T)
+    ch = Chain(T)
     lp, lq, lqm, lpost, lprior = ch.lp, ch.lq, ch.lqm, ch.lpost, ch.lprior()
     late = range(2, T + 1)  # t = 2..T
     xs, m, cov = ch.law(*range(1, T + 1))

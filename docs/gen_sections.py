@@ -12,6 +12,7 @@ page is wider than the window.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import importlib
 import io
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from examples import EXAMPLES, FIGURES
 
-from udm import catalog, registry
+from udm import catalog, paper_form, registry, status
 
 # A derivation whose LaTeX is longer than this (characters, longest line or all lines
 # together) is shown collapsed: SymPy's expanded forms run to thousands of characters.
@@ -101,29 +102,72 @@ def _derivation_md(path: str, shown: dict[str, int], n: int) -> list[str]:
         first = shown[path]
         return [f"Derivation: `{path}`, shown under {eq_ref(first)} above.", ""]
     shown[path] = n
-    from derivations.symbols import tex
-
-    module, name = path.rsplit(".", 1)
-    d = getattr(importlib.import_module(module), name)()
+    d = _built(path)
     family = f" (on `{d.family}`)" if d.family else ""
     body = []
-    for i, s in enumerate(d.steps):
+    for i, line in enumerate(paper_form.lines(path, d)):
+        s = line.step
         rel = "" if i == 0 else s.latex_relation()
         # rule and paper number on the left, where they stay visible however long the line
         label = f"({s.eq}) " if s.eq else ""
         rule = rf"\text{{{label}[{s.rule}]}} \quad"
-        body.append(pretty_tex(rf"{rule} &{rel} {tex(s.expr)} \\"))
+        body.append(pretty_tex(rf"{rule} &{rel} {line.latex} \\"))
     tex_lines = [r"\begin{aligned}", *body, r"\end{aligned}"]
     longest, total = max(len(b) for b in body), sum(len(b) for b in body)
     rules = ", ".join(dict.fromkeys(s.rule for s in d.steps))
     head = f"Derivation `{path}`: {link_citations(d.title)}{family}. Rules: {rules}."
     if longest > LONG_LINE or total > LONG_TOTAL:
         summary = (
-            f"Show the machine's {len(d.steps)} lines (SymPy's expanded forms, up to "
+            f"Show the machine's {len(d.steps)} lines (the paper's form where proved equal, "
+            "else SymPy's expanded form, up to "
             f"{longest:,} characters of LaTeX a line; the box scrolls sideways)"
         )
         return [head, "", *_collapsed(summary, tex_lines)]
     return [head, "", *_math_block(tex_lines)]
+
+
+VERDICT = {True: "matched", False: "differs", None: "not compared"}
+
+
+@functools.cache
+def _built(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)()
+
+
+def _machine_md(n: int, paths: list[str]) -> list[str]:
+    """Each derivation line numbered n: its rule, why, and the line itself (in the paper's
+    form where proved equal; SymPy's form when short; else a pointer to the derivation)."""
+    out = []
+    for path in paths:
+        d = _built(path)
+        for line in paper_form.lines(path, d):
+            if line.step.eq != n:
+                continue
+            step = line.step
+            why = link_citations(step.why.replace("see `", "by `"))  # names, not "see ..."
+            head = f"Machine's line, rule `{step.rule}`" + (f" ({why})" if why else "")
+            if line.form == "paper":
+                out += [head + ", in the paper's form:", ""]
+            elif len(line.latex) <= LONG_LINE:
+                out += [head + ":", ""]
+            else:
+                out += [
+                    f"{head}: SymPy's form, {len(line.latex):,} characters, in the derivation's box.",
+                    "",
+                ]
+                continue
+            out += _math_block([pretty_tex(f"{step.latex_relation()} {line.latex}")])
+    return out
+
+
+def _printed_md(n: int, paths: list[str]) -> list[str]:
+    """The machine's lines numbered n, and the check of the paper's line against them."""
+    ok, reason = status.printed(n)
+    if ok is False and "catalog's erratum" in reason:  # the erratum is shown above in full
+        reason = "the derivation proves the erratum above, not the printed line"
+    verdict = f"Paper's line against the machine's: **{VERDICT[ok]}** ({link_citations(reason)})."
+    return [*_machine_md(n, paths), verdict, ""]
 
 
 SHOWN_TESTS = 5  # the rest of an equation's tests are listed collapsed
@@ -212,6 +256,7 @@ def render(section: str) -> str:
             f"*{eq.role if beyond else link_citations(eq.role)}* ({eq.kind}). "
             f"Status: **{record.status}** ({record.why}).",
             "",
+            *_printed_md(n, [i.path for i in record.implementations["derivations"]]),
         ]
         for impl in record.implementations["derivations"]:
             lines += _derivation_md(impl.path, shown, n)

@@ -127,7 +127,7 @@ def test_reference_elbo_matches_the_sympy_marginal_expectations(T):
 
     derivation = der.elbo_derivation_one(T)
     line44 = next(s.expr for s in derivation.steps if s.eq == 44)
-    ch = der._Chain(T)
+    ch = der.Chain(T)
     case = _elbo_case(1 - np.linspace(0.05, 0.4, T), seed=T)
     x_0 = 0.7
     values = {der.x_0: x_0}

@@ -105,20 +105,25 @@ def _derivation_steps(path: str) -> dict:
     derivation = getattr(importlib.import_module(module_name), name)()
     from derivations.core import RULES
     from derivations.symbols import tex
+    from udm import paper_form
 
     return {
         "title": derivation.title,
         "family": derivation.family,
         "steps": [
             {
-                "eq": s.eq,
-                "rule": s.rule,
-                "rule_meaning": RULES[s.rule],
-                "why": s.why,
-                "relation": s.latex_relation(),
-                "latex": tex(s.expr),
+                "eq": line.step.eq,
+                "rule": line.step.rule,
+                "rule_meaning": RULES[line.step.rule],
+                "why": line.step.why,
+                "relation": line.step.latex_relation(),
+                "paper_latex": catalog.get(line.step.eq).latex if line.step.eq else None,
+                "shown_latex": line.latex,
+                "shown_form": line.form,
+                "shown_how": line.how,
+                "latex": tex(line.step.expr),
             }
-            for s in derivation.steps
+            for line in paper_form.lines(path, derivation)
         ],
     }
 
@@ -205,7 +210,11 @@ def eq_command(number: str, as_json: bool, no_steps: bool) -> None:
         click.echo(f"  derivation {d['path']}: {d['title']}{family}")
         for s in d["steps"]:
             label = f"({s['eq']})" if s["eq"] else "    "
-            click.echo(f"    {label:>6} {s['relation']} {s['latex']}")
+            if s["paper_latex"]:
+                click.echo(f"    {label:>6} paper:   {s['paper_latex']}")
+                label = ""
+            form = "machine, paper form" if s["shown_form"] == "paper" else "machine"
+            click.echo(f"    {label:>6} {form + ':':8} {s['relation']} {s['shown_latex']}")
             click.echo(f"           [{s['rule']}] {s['why']}")
     click.echo("  tests:")
     for node in record.tests or ["-"]:

@@ -35,6 +35,7 @@ import sympy as sp
 from lark import Lark, Transformer, v_args
 from lark.exceptions import LarkError
 from sympy.core.function import AppliedUndef
+from sympy.printing.latex import LatexPrinter
 
 from derivations import symbols as S
 from udm import catalog
@@ -372,6 +373,42 @@ class _ToSympy(Transformer):
         return op(objective, *over)
 
 
+@v_args(inline=True)
+class _Held(_ToSympy):
+    """The same reading with nothing evaluated: the tree keeps the paper's grouping and order,
+    so `held_latex` prints the line as the paper writes it (a - b stays a - b, p q / q stays)."""
+
+    def add(self, a, op, b):
+        left = a.args if isinstance(a, sp.Add) else (a,)  # a + b + c, not (a + b) + c
+        return sp.Add(*left, b if op == "+" else self.neg(b), evaluate=False)
+
+    def neg(self, a):
+        return sp.Mul(-1, a, evaluate=False)
+
+    def mul(self, a, b):
+        return sp.Mul(a, b, evaluate=False)
+
+    def pow(self, a, b):
+        return sp.Pow(a, b, evaluate=False)
+
+    def frac(self, a, b):
+        if a.is_Integer and b.is_Integer:
+            return sp.Rational(a, b)
+        if a == 1:
+            return sp.Pow(b, -1, evaluate=False)
+        if isinstance(a, (sp.Mul, sp.Add)):  # the whole numerator over b, not its last factor
+            a = sp.UnevaluatedExpr(a)
+        return sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False)
+
+    def sqrt(self, a):
+        return sp.Pow(a, sp.S.Half, evaluate=False)
+
+    def function(self, name, arg):
+        if name == r"\sigmoid":
+            return super().function(name, arg)
+        return {r"\log": sp.log, r"\exp": sp.exp}[str(name)](arg, evaluate=False)
+
+
 @functools.cache
 def _parser() -> Lark:
     return Lark(GRAMMAR, start="line", parser="lalr")
@@ -433,12 +470,12 @@ def is_algebraic(expr) -> bool:
     return not (expr.atoms(AppliedUndef) or expr.has(sp.Integral, sp.Derivative))
 
 
-def _read(latex: str):
+def _read(latex: str, held: bool = False):
     """(leading relation or None, [expr, rel, expr, ...], notes) of one line."""
     canon = normalize(latex)
     try:
         tree = _parser().parse(canon.text)
-        items = _ToSympy(canon.table).transform(tree)
+        items = (_Held if held else _ToSympy)(canon.table).transform(tree)
     except LarkError as exc:
         inner = getattr(exc, "orig_exc", None)
         if isinstance(inner, Unsupported):
@@ -468,6 +505,82 @@ def parse_latex(latex: str, lhs=None, lhs_from: int | None = None, number: int =
         lhs_from = None
     kind = "algebraic" if all(is_algebraic(e) for e in exprs) else "structured"
     return ParsedLine(number, latex, kind, tuple(exprs), tuple(rels), None, lhs_from, tuple(notes))
+
+
+def held_right_side(number: int):
+    """The paper's right side of eq. (number) read with nothing evaluated, or None."""
+    try:
+        _, exprs, _, _ = _read(catalog.get(number).latex, held=True)
+    except Unsupported:
+        return None
+    return exprs[-1] if exprs else None
+
+
+_GREEK_NAME = re.compile(rf"^({'|'.join(GREEK)})(_|$)")
+
+
+class _PaperPrinter(LatexPrinter):
+    """SymPy's LaTeX, with the reader's structured constructs in the paper's notation."""
+
+    def _print_Mul(self, expr):
+        """Factors in the paper's order; a / b (held as a * b^-1) as one fraction."""
+        args = list(expr.args)
+        if args and args[0] == -1:
+            return "- " + self._print(sp.Mul(*args[1:], evaluate=False))
+        out: list[tuple[str, str]] = []  # (text, text in parentheses where a sum)
+        for f in args:
+            if isinstance(f, sp.Pow) and f.exp == -1 and out:
+                out[-1] = (rf"\frac{{{out[-1][0]}}}{{{self._print(f.base)}}}",) * 2
+                continue
+            text = self._print(f)
+            grouped = isinstance(f, sp.Add) or (
+                isinstance(f, sp.UnevaluatedExpr) and isinstance(f.args[0], sp.Add)
+            )
+            out.append((text, rf"\left({text}\right)" if grouped else text))
+        return " ".join(wrapped for _, wrapped in out)
+
+    def _print_Pow(self, expr, exp=None):
+        if expr.exp == -1:
+            return rf"\frac{{1}}{{{self._print(expr.base)}}}"
+        return super()._print_Pow(expr)
+
+    def _print_exp(self, expr, exp=None):
+        return rf"\exp\left\{{{self._print(expr.args[0])}\right\}}"
+
+    def _print_Symbol(self, expr, style="plain"):
+        if expr not in self._settings["symbol_names"] and _GREEK_NAME.match(expr.name):
+            return "\\" + expr.name  # the reader's epsilon_{t-2}
+        return super()._print_Symbol(expr, style)
+
+    def _print_Function(self, expr, exp=None):
+        name, args = expr.func.__name__, expr.args
+        if name == "given":
+            return ", ".join(self._print(a) for a in args)
+        if name == "E":
+            law = f"_{{{self._print(args[1])}}}" if len(args) > 1 else ""
+            return rf"\mathbb{{E}}{law}\left[{self._print(args[0])}\right]"
+        if name == "KL":
+            return rf"D_{{\mathrm{{KL}}}}({self._print(args[0])} \| {self._print(args[1])})"
+        if name == "N":
+            return rf"\mathcal{{N}}({', '.join(self._print(a) for a in args)})"
+        if name in ("argmin", "argmax"):
+            over = ", ".join(self._print(a) for a in args[1:])
+            return rf"\arg\{name[3:]}_{{{over}}} {self._print(args[0])}"
+        if isinstance(expr, AppliedUndef):  # a density: p_theta(x_{t-1} | x_t)
+            head = self._print(sp.Symbol(name))
+            *inner, last = args
+            if getattr(last, "func", None) == given:
+                body = ", ".join(self._print(a) for a in inner) + " | " + self._print(last)
+            else:
+                body = ", ".join(self._print(a) for a in args)
+            out = f"{head}({body})"
+            return f"{out}^{{{self._print(exp)}}}" if exp is not None else out
+        return super()._print_Function(expr, exp)
+
+
+def held_latex(expr) -> str:
+    """LaTeX of a held expression, terms in the order the paper wrote them."""
+    return _PaperPrinter({"order": "none", "symbol_names": S.LATEX_NAMES}).doprint(expr)
 
 
 def _continues(latex: str) -> bool:

@@ -38,7 +38,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from derivations import symbols as S
-from udm import catalog, registry
+from udm import catalog, chain_family, registry
 from udm import latex_reader as reader
 
 a, ab, abp = S.alpha_t, S.alpha_bar_t, S.alpha_bar_prev
@@ -318,10 +318,18 @@ def _integrands(expr):
     The derivations state such lines by their integrand, until a step takes the expectation.
     """
     terms = sp.Add.make_args(expr)
-    laws = {t.args[1:] for t in terms if getattr(t, "func", None) == reader.E}
-    if len(laws) != 1 or any(getattr(t, "func", None) != reader.E for t in terms):
+    # a sum of expectations (eq. (43)) is the expectation of the sum
+    inside = [t.function if isinstance(t, sp.Sum) else t for t in terms]
+    if any(getattr(t, "func", None) != reader.E for t in inside):
         return None
-    return sp.Add(*(t.args[0] for t in terms))
+    if len({t.args[1:] for t in inside}) != 1:
+        return None
+    return sp.Add(
+        *(
+            t.func(u.args[0], *t.limits) if isinstance(t, sp.Sum) else t.args[0]
+            for t, u in zip(terms, inside, strict=True)
+        )
+    )
 
 
 def _names(expr) -> set[str]:
@@ -469,6 +477,19 @@ def _kl_integrand(printed, theirs, mine):
     return sum(c * moment[k] for (k,), c in poly.terms())
 
 
+def _on_chain(printed, derivation, step, family) -> tuple[bool | None, str]:
+    """The printed line evaluated on the derivation's chain (udm/chain_family.py), both
+    sides under the derivation's facts (alpha_t = r_t^2, so square roots are plain)."""
+    evaluate, on = family
+    try:
+        mine = evaluate(reader.objective(printed))
+    except chain_family.NotOnTheChain as exc:
+        return None, f"not evaluated on the chain: {exc}"
+    facts = derivation.substitutions
+    ok, how = equal(sp.expand(mine.subs(facts)), sp.expand(sp.sympify(step.expr).subs(facts)))
+    return ok, f"{how}, the printed densities and expectations {on}"
+
+
 def _compare_as_printed(number: int, parsed, lines, renamed: dict | None = None) -> Match:
     module = catalog.get(number).module
     aliases = {**PAPER_ALIASES.get(number, {}), **(renamed or {})}
@@ -487,6 +508,12 @@ def _compare_as_printed(number: int, parsed, lines, renamed: dict | None = None)
             k: v for k, v in derivation.substitutions.items() if isinstance(k, sp.Function)
         }
         for side, printed in sides:
+            if (family := chain_family.evaluator(derivation.family)) is not None:
+                ok, how = _on_chain(printed, derivation, step, family)
+                if ok:
+                    return Match(number, True, f"{side}: {how}", path)
+                findings.append((ok, f"{side} vs {path}: {how}", path))
+                continue
             theirs = _closed(sp.sympify(step.expr).xreplace(densities), module)
             mine = _closed(reader.objective(printed), module, aliases)
             mine = _same_names(mine, theirs)
