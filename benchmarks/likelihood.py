@@ -36,9 +36,11 @@ def run(name: str, runs: Path, exact: bool = True, n: int = 1000) -> dict:
         trainer.train(cfg, progress=False)
     report = evaluate.elbo_report(ckpt, n=n, exact=exact)
     flags = " ".join(f"--{k} {v}" for k, v in settings.items())
+    shown = f"runs/likelihood/{name}"  # the default --runs, whatever folder was used
+    report["checkpoint"] = f"{shown}/model.pt"
     report["command"] = (
-        f"udm train --data gaussian --steps 2000 --seed 0 {flags} --out {out} && "
-        f"udm elbo {ckpt} --n {n}{' --exact' if exact else ''} --json"
+        f"udm train --data gaussian --steps 2000 --seed 0 {flags} --out {shown} && "
+        f"udm elbo {shown}/model.pt --n {n}{' --exact' if exact else ''} --json"
     )
     report["target"] = verdict(name, report)
     return report

@@ -23,6 +23,8 @@ DOMAIN_WORDS = {
     "unit": "in (0, 1]",
     "open_unit": "in (0, 1)",
     "closed_unit": "in [0, 1]",
+    "negative": "< 0",
+    "nonpositive": "<= 0",
 }
 
 

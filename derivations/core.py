@@ -128,8 +128,9 @@ class ClosedForm:
     """A result of a derivation that the reference layer is generated from.
 
     `args` are the NOTATION names of the function's keyword arguments, in order; `domains`
-    maps each to 'real', 'positive', 'unit' (0 < v <= 1), 'open_unit' (0 < v < 1) or
-    'closed_unit' (0 <= v <= 1).
+    maps each to 'real', 'positive', 'unit' (0 < v <= 1), 'open_unit' (0 < v < 1),
+    'closed_unit' (0 <= v <= 1), 'negative' (v < 0) or 'nonpositive' (v <= 0: the log of a
+    level in (0, 1]).
     `line` names the derivation line the form comes from (its equation number, a step's
     `name`, or "last"); `component` picks one entry of a tuple line; `rename` maps the line's symbols
     to the function's (e.g. eps -> eps_hat: the same formula applied to a prediction).
@@ -165,6 +166,9 @@ FACT_KINDS = {
     "definition": "the catalog definition `by` (an equation whose kind is definition)",
     "abbreviation": "a private name for an expression (not a paper symbol)",
     "square_root": "change of variables alpha = r^2, r > 0 (alpha > 0): loses no generality",
+    "unit_interval": (
+        "change of variables a = 1 / (1 + u), u > 0 (a in (0, 1)): loses no generality"
+    ),
 }
 
 
@@ -199,6 +203,15 @@ def square_roots(alphas) -> tuple[Fact, ...]:
     `cancel`). Every alpha > 0 is such a square, so nothing is lost."""
     return tuple(
         Fact(al, sp.Symbol(f"sqrt_{al.name}", positive=True) ** 2, "square_root") for al in alphas
+    )
+
+
+def unit_intervals(symbols) -> tuple[Fact, ...]:
+    """a = 1 / (1 + u) with a fresh u > 0 for each a in (0, 1) (an alpha, an alpha_bar): then
+    1 - a = u / (1 + u) is visibly positive, so SymPy may split log(1 - a) over products.
+    Every a in (0, 1) is such a quotient (u = (1 - a) / a), so nothing is lost."""
+    return tuple(
+        Fact(a, 1 / (1 + sp.Symbol(f"u_{a.name}", positive=True)), "unit_interval") for a in symbols
     )
 
 
@@ -247,6 +260,12 @@ def fact_problems(facts, lines: set[int], steps) -> list[str]:
         elif f.kind == "abbreviation":
             if f.symbol in _paper_symbols() or not isinstance(f.symbol, sp.Symbol):
                 problems.append(f"{what}: only a private symbol may abbreviate")
+        elif f.kind == "unit_interval":
+            u = sp.cancel(1 / f.value - 1)
+            if not (isinstance(u, sp.Symbol) and u.is_positive):
+                problems.append(f"{what}: needs value 1 / (1 + u) with u > 0")
+            elif u in used:
+                problems.append(f"{what}: u must be a fresh symbol")
         elif f.kind == "square_root":
             r = sp.sqrt(f.value)
             if not (f.symbol.is_positive and isinstance(r, sp.Symbol) and r.is_positive):
@@ -433,6 +452,8 @@ def where(c: StepCheck) -> str:
 def _probe_value(sym: sp.Symbol, rng: random.Random) -> sp.Rational:
     if sym.is_integer:
         return sp.Integer(rng.randint(1, 4))
+    if sym.is_negative or sym.is_nonpositive:
+        return -sp.Rational(rng.randint(5, 200), 100)  # a log of a level in (0, 1)
     if sym.is_positive or sym.is_nonnegative:
         # inside (0, 1): valid for probabilities (alpha's) and for any positive quantity
         return sp.Rational(rng.randint(5, 95), 100)
@@ -472,6 +493,15 @@ def is_zero(expr: sp.Expr, rng: random.Random | None = None) -> tuple[bool, str]
     return False, "numerically zero at probes but not proved symbolically"
 
 
+def _plain(expr):
+    """expr with the numerically stable functions of generated code (expm1, log1p; SymPy's
+    codegen functions) written as what they compute (exp(x) - 1, log(1 + x)), so the usual
+    probe and proof apply. A Piecewise whose branches then agree collapses to that branch."""
+    from sympy.codegen.cfunctions import expm1, log1p
+
+    return sp.expand_func(expr) if expr.has(expm1, log1p) else expr
+
+
 def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> tuple[bool, str]:
     """Prove a == b (componentwise for tuples/matrices) after substituting `facts`."""
     facts = facts or {}
@@ -480,7 +510,7 @@ def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> 
         return False, f"{len(lhs)} components vs {len(rhs)}"
     details = []
     for x, y in zip(lhs, rhs, strict=True):
-        ok, detail = is_zero(sp.sympify(x - y).subs(facts), rng)
+        ok, detail = is_zero(_plain(sp.sympify(x - y)).subs(facts), rng)
         if not ok:
             return False, detail
         details.append(detail)

@@ -137,6 +137,19 @@ def x0_weight_as_snr_drop() -> Derivation:
             rename={sq_err: 1},  # the weight: the line at a unit squared error
         ),
         ClosedForm(
+            "x0_loss_weight_from_alpha_bars",
+            (108,),
+            (abp / (1 - abp) - ab / (1 - ab)) / 2,
+            ("alpha_bar_prev", "alpha_bar_t"),
+            {**domains, "alpha_bar_t": "open_unit"},
+            "The same weight as half the drop of SNR = alpha_bar / (1 - alpha_bar) from step "
+            "t - 1 to step t, the right side",
+            lhs=r"\frac{1}{2}\left(\frac{\bar\alpha_{t-1}}{1-\bar\alpha_{t-1}}"
+            r" - \frac{\bar\alpha_t}{1-\bar\alpha_t}\right)",
+            line=108,
+            rename={sq_err: 1},
+        ),
+        ClosedForm(
             "x0_loss_weight_snr",
             (110,),
             (snr_s - snr_t) / 2,

@@ -81,3 +81,18 @@ LATEX_NAMES.update(
 w, b = sp.symbols("w b", **real)  # decoder weight and bias
 var_x = sp.Symbol("var_x", **positive)  # decoder (observation) noise variance s^2
 LATEX_NAMES.update({w: "w", b: "b", var_x: "s^2", z: "z"})
+
+# --- schedules in log space (the reference's and torch's Schedule tables) --------------------
+# Not the paper's symbols: beta_t = 1 - alpha_t (DDPM's name, NOTATION.md) and the logs of the
+# cumulative products, in which a schedule's coefficients are computed without cancellation.
+beta_t = sp.Symbol("beta_t", **positive)
+log_alpha_bar_t = sp.Symbol("log_alpha_bar_t", negative=True)  # alpha_bar_t < 1
+log_alpha_bar_prev = sp.Symbol("log_alpha_bar_prev", nonpositive=True)  # alpha_bar_0 = 1
+BEYOND_PAPER |= {beta_t, log_alpha_bar_t, log_alpha_bar_prev}
+LATEX_NAMES.update(
+    {
+        beta_t: r"\beta_t",
+        log_alpha_bar_t: r"\log\bar\alpha_t",
+        log_alpha_bar_prev: r"\log\bar\alpha_{t-1}",
+    }
+)

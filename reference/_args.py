@@ -6,13 +6,7 @@ import numpy as np
 
 from udm import checks
 
-DOMAINS = {
-    "real": lambda name, a: checks.finite(name, a),
-    "positive": checks.positive,
-    "unit": checks.in_unit_interval,
-    "open_unit": lambda name, a: checks.in_unit_interval(name, a, closed_right=False),
-    "closed_unit": checks.in_closed_unit_interval,
-}
+DOMAINS = checks.DOMAINS
 
 
 def as_float64(name: str, value, domain: str = "real") -> np.ndarray:

@@ -18,6 +18,7 @@ from reference._generated.noise_params import (  # noqa: F401
     snr,
     snr_from_omega,
     x0_loss_weight,
+    x0_loss_weight_from_alpha_bars,
     x0_loss_weight_snr,
 )
 from udm import register

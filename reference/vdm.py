@@ -1,7 +1,13 @@
 """Variational diffusion models (section 2.1, eqs. (30)-(100)): float64 reference.
 
 The closed forms are generated from `derivations.vdm` into `reference._generated.vdm`
-and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim.
+and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim. The
+noise schedules are too: the named schedules' beta_t (`linear_beta_t`, `scaled_linear_beta_t`,
+`cosine_beta_t`) and every coefficient of the `Schedule` table (log space: `log_alpha_t`,
+`q_var_from_log_alpha_bar`, `var_q_from_log_alpha_bars`, `log_var_q_from_log_alpha_bars`,
+`log_snr_from_log_alpha_bar`). Written here: the scan log alpha_bar_t = cumsum log alpha_t,
+the schedules' conventions (linspace's exact end, the cosine clip), the ELBO assembled over a
+schedule, and the discretized decoder.
 """
 
 import dataclasses
@@ -12,6 +18,7 @@ from scipy import special
 
 from reference._args import as_float64
 from reference._generated.vdm import (  # noqa: F401  (re-exported: the generated closed forms)
+    cosine_beta_t,
     denoising_kl,
     elbo_consistency_term,
     elbo_denoising_term,
@@ -19,12 +26,19 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     elbo_prior_term_consistency,
     elbo_reconstruction_term,
     kl_normal,
+    linear_beta_t,
+    log_alpha_t,
+    log_snr_from_log_alpha_bar,
+    log_var_q_from_log_alpha_bars,
     mu_q,
     mu_theta,
     q_mean,
     q_sample,
     q_var,
+    q_var_from_log_alpha_bar,
+    scaled_linear_beta_t,
     var_q,
+    var_q_from_log_alpha_bars,
     x_0_loss_weight,
 )
 from udm import checks, register
@@ -203,7 +217,7 @@ def vdm_elbo_optimal(*, alpha_t, mean, var):
     return -0.5 * np.log(2 * np.pi * np.e * var) - kl_prior
 
 
-SCHEDULES = ("linear", "scaled-linear", "cosine")
+SCHEDULES = checks.SCHEDULES
 
 
 def _log1mexp(x: np.ndarray) -> np.ndarray:
@@ -213,17 +227,19 @@ def _log1mexp(x: np.ndarray) -> np.ndarray:
         return np.where(x > -math.log(2), np.log(-np.expm1(x)), np.log1p(-np.exp(x)))
 
 
-@register(31, 70, 85)
+@register(31, 70, 85, 109)
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Schedule:
-    """A noise schedule alpha_1..alpha_T in float64 with the paper's indexing, eqs. (31), (70), (85).
+    """A noise schedule alpha_1..alpha_T in float64 with the paper's indexing, eqs. (31), (70),
+    (85), (109).
 
     Built from beta_t = 1 - alpha_t (eq. (31)), each in (0, 1). Every attribute is a float64
     array of length T whose element t - 1 belongs to time step t (t = 1..T); use `at(t)` to
-    index by the paper's t. Computed in log space: log alpha_bar_t = cumsum(log1p(-beta_t))
-    (eq. (70)), 1 - alpha_bar_t = -expm1(log alpha_bar_t), log SNR(t) = log alpha_bar_t -
-    log(1 - alpha_bar_t), and sigma_q^2(t) = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
-    (eq. (85)) with alpha_bar_0 = 1, so sigma_q^2(1) = 0.
+    index by the paper's t. The one step written here is the scan log alpha_bar_t =
+    cumsum(log alpha_t) (the product of eq. (69)), alpha_bar_0 = 1; every coefficient is then a
+    closed form generated from `derivations.vdm.schedule_in_log_space`: 1 - alpha_bar_t
+    (eq. (70)), sigma_q^2(t) and its log (eq. (85); sigma_q^2(1) = 0) and log SNR(t)
+    (eq. (109)), in forms that lose no digits near alpha_bar = 1 or 0.
 
     `log_var_q[0]` (t = 1) is clipped to log sigma_q^2(2), as DDPM's
     `posterior_log_variance_clipped` does: sigma_q^2(1) = 0 has no finite log, and t = 1 only
@@ -236,15 +252,15 @@ class Schedule:
         beta = as_float64("beta_t", self.beta_t, "open_unit")
         if beta.ndim != 1 or beta.size == 0:
             raise ValueError(f"beta_t must be a non-empty 1-D array, got shape {beta.shape}")
-        log_alpha = np.log1p(-beta)
+        log_alpha = log_alpha_t(beta_t=beta)
         log_ab = np.cumsum(log_alpha)
         log_ab_prev = np.concatenate([[0.0], log_ab[:-1]])
-        log_one_minus_ab = _log1mexp(log_ab)
-        log_one_minus_ab_prev = _log1mexp(log_ab_prev)  # -inf at t = 1
-        with np.errstate(divide="ignore"):
-            log_var_q = np.log(beta) + log_one_minus_ab_prev - log_one_minus_ab
+        logs = {"beta_t": beta, "log_alpha_bar_t": log_ab, "log_alpha_bar_prev": log_ab_prev}
+        with np.errstate(divide="ignore"):  # log sigma_q^2(1) = log 0
+            log_var_q = log_var_q_from_log_alpha_bars(**logs)
         # t = 1: sigma_q^2 = 0; clip as DDPM does (see the class docstring)
         log_var_q[0] = log_var_q[1] if beta.size > 1 else np.log(beta[0])
+        log_snr = log_snr_from_log_alpha_bar(log_alpha_bar_t=log_ab)
         fields = {
             "beta_t": beta,
             "alpha_t": 1.0 - beta,
@@ -252,13 +268,13 @@ class Schedule:
             "log_alpha_bar_t": log_ab,
             "alpha_bar_t": np.exp(log_ab),
             "alpha_bar_prev": np.exp(log_ab_prev),
-            "one_minus_alpha_bar_t": -np.expm1(log_ab),
+            "one_minus_alpha_bar_t": q_var_from_log_alpha_bar(log_alpha_bar_t=log_ab),
             # + 0.0 turns the -0.0 of t = 1 into 0.0
-            "var_q": beta * -np.expm1(log_ab_prev) / -np.expm1(log_ab) + 0.0,
+            "var_q": var_q_from_log_alpha_bars(**logs) + 0.0,
             "log_var_q": log_var_q,
-            "log_snr": log_ab - log_one_minus_ab,
+            "log_snr": log_snr,
+            "snr": np.exp(log_snr),
         }
-        fields["snr"] = np.exp(fields["log_snr"])
         for name, value in fields.items():
             value.setflags(write=False)
             object.__setattr__(self, name, value)
@@ -282,16 +298,7 @@ class Schedule:
         return f"Schedule(T={self.T}, beta_1={self.beta_t[0]:.6g}, beta_T={self.beta_t[-1]:.6g})"
 
 
-_COEFFICIENTS = (
-    "beta_t",
-    "alpha_t",
-    "alpha_bar_t",
-    "alpha_bar_prev",
-    "var_q",
-    "log_var_q",
-    "snr",
-    "log_snr",
-)
+_COEFFICIENTS = checks.SCHEDULE_COEFFICIENTS
 
 
 def _check_T(T) -> int:
@@ -305,29 +312,41 @@ def _check_betas(beta_start, beta_end) -> None:
         checks.in_unit_interval(name, value, closed_right=False)
 
 
+def _steps(T: int) -> np.ndarray:
+    """t = 1..T as float64, the argument of the generated per-step closed forms."""
+    return np.arange(1, T + 1, dtype=np.float64)
+
+
 @register(31)
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
-    """DDPM's schedule, linear in beta_t = 1 - alpha_t (eq. (31)): linspace(beta_start, beta_end, T).
+    """DDPM's schedule, linear in beta_t = 1 - alpha_t (eq. (31)) from beta_start to beta_end.
 
-    Ho et al. (2020) use T = 1000, 1e-4..0.02 (improved DDPM rescales the ends by 1000 / T;
-    pass the rescaled values to get that).
+    beta_t from the generated closed form `linear_beta_t` (the same roundings as NumPy's
+    linspace, whose last step is beta_end exactly). Ho et al. (2020) use T = 1000,
+    1e-4..0.02 (improved DDPM rescales the ends by 1000 / T; pass the rescaled values).
     """
     T = _check_T(T)
     _check_betas(beta_start, beta_end)
-    return Schedule(np.linspace(beta_start, beta_end, T, dtype=np.float64))
+    # T = 1: the one step is beta_start (t = 1 is the start on any grid of T >= 2)
+    beta = linear_beta_t(t=_steps(T), T=max(T, 2), beta_start=beta_start, beta_end=beta_end)
+    if T > 1:
+        beta[-1] = beta_end  # linspace's convention: the end is exact
+    return Schedule(beta)
 
 
 @register(31)
 def scaled_linear_schedule(
     T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012
 ) -> Schedule:
-    """Stable Diffusion's schedule (eq. (31) with beta_t linear in sqrt space).
+    """Stable Diffusion's schedule (eq. (31) with sqrt(beta_t) linear in t).
 
-    beta_t = linspace(sqrt(beta_start), sqrt(beta_end), T)^2 (diffusers' `scaled_linear`).
+    beta_t from the generated closed form `scaled_linear_beta_t` (diffusers' `scaled_linear`:
+    linspace(sqrt(beta_start), sqrt(beta_end), T)^2).
     """
     T = _check_T(T)
     _check_betas(beta_start, beta_end)
-    return Schedule(np.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T) ** 2)
+    ends = {"beta_start": beta_start, "beta_end": beta_end}
+    return Schedule(scaled_linear_beta_t(t=_steps(T), T=max(T, 2), **ends))
 
 
 @register(31, 70)
@@ -335,15 +354,14 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     """Improved DDPM's cosine schedule (Nichol & Dhariwal 2021) for alpha_t of eq. (31).
 
     f(u) = cos((u + s) / (1 + s) * pi / 2)^2 is the target alpha_bar (eq. (70)) at u = t / T;
-    beta_t = min(1 - f(t / T) / f((t - 1) / T), max_beta), the clipping that keeps the last
-    steps (where f -> 0) from having beta_t = 1.
+    beta_t = min(1 - f(t / T) / f((t - 1) / T), max_beta) (the generated closed form
+    `cosine_beta_t`, then the clipping that keeps the last steps, where f -> 0, from having
+    beta_t = 1).
     """
     T = _check_T(T)
     checks.positive("s", s)
     checks.in_unit_interval("max_beta", max_beta, closed_right=False)
-    u = np.arange(T + 1, dtype=np.float64) / T
-    f = np.cos((u + s) / (1 + s) * np.pi / 2) ** 2
-    return Schedule(np.minimum(1 - f[1:] / f[:-1], max_beta))
+    return Schedule(np.minimum(cosine_beta_t(t=_steps(T), T=T, s=s), max_beta))
 
 
 @register(31)
@@ -361,8 +379,10 @@ def schedule_from_alphas(alpha_t) -> Schedule:
 def schedule_from_alpha_bars(alpha_bar_t) -> Schedule:
     """A schedule from user-given alpha_bar_1..alpha_bar_T (eq. (70)), strictly decreasing in (0, 1).
 
-    beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) computed as -expm1 of the
-    difference of logs.
+    beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) computed as
+    (alpha_bar_{t-1} - alpha_bar_t) / alpha_bar_{t-1} (alpha_bar_0 = 1): the difference is
+    exact where the two are within a factor 2 (Sterbenz), so beta_t is within 2 ulps of the
+    value the inputs define, even when they nearly agree.
     """
     ab = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     if ab.ndim != 1 or ab.size == 0:
@@ -370,27 +390,26 @@ def schedule_from_alpha_bars(alpha_bar_t) -> Schedule:
     if np.any(np.diff(ab) >= 0):
         bad = int(np.argmax(np.diff(ab) >= 0)) + 2
         raise ValueError(f"alpha_bar_t must be strictly decreasing in t; it is not at t = {bad}")
-    log_ab = np.log(ab)
-    return Schedule(-np.expm1(np.diff(log_ab, prepend=0.0)))
+    ab_prev = np.concatenate([[1.0], ab[:-1]])
+    return Schedule((ab_prev - ab) / ab_prev)
 
 
 @register(31)
 def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None) -> Schedule:
     """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31)).
 
-    beta_start / beta_end override the linear schedules' defaults (cosine ignores them and
-    refuses them if given).
+    beta_start / beta_end override the linear schedules' defaults (None: the default; any
+    given value, 0.0 included, is range-checked); cosine refuses them.
     """
-    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
-    if name in builders:
-        ends = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v}
-        return builders[name](T, **ends)
-    if name == "cosine":
-        if beta_start is not None or beta_end is not None:
-            raise ValueError("the cosine schedule takes no beta_start/beta_end")
-        return cosine_schedule(T)
-    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    ends = checks.schedule_choice(name, beta_start, beta_end)
+    return _BUILDERS[name](T, **ends)
 
+
+_BUILDERS = {
+    "linear": linear_schedule,
+    "scaled-linear": scaled_linear_schedule,
+    "cosine": cosine_schedule,
+}
 
 # --- ELBO terms (eq. (58)) for the torch layer's oracle: per coordinate, float64 ---------
 

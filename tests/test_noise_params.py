@@ -62,6 +62,49 @@ def test_snr_weight_equals_original_weight_at_every_t(device, alphas):
     np.testing.assert_allclose(stable.cpu().numpy(), paper, rtol=1e-9)
 
 
+def _level_pairs():
+    """(alpha_bar_{t-1}, alpha_bar_t) with 0 < alpha_bar_t < alpha_bar_{t-1} < 1: far apart,
+    nearly equal (fine schedules), or both near 1 or near 0."""
+    level = st.one_of(st.floats(1e-12, 1 - 1e-12), st.floats(1 - 1e-6, 1 - 1e-15))
+    ratio = st.one_of(st.floats(1e-6, 1 - 1e-6), st.floats(1 - 1e-6, 1 - 1e-15))
+    return st.tuples(level, ratio).map(lambda p: (p[0], p[0] * p[1])).filter(lambda p: p[1] > 0)
+
+
+@pytest.mark.eq(108)
+@pytest.mark.parametrize("device", DEVICES)
+@given(levels=_level_pairs())
+@example(levels=(0.5, 0.5 * (1 - 1e-12)))  # one fine step: the SNRs nearly cancel
+@example(levels=(1 - 1e-12, 1 - 2e-12))  # t = 1 of a fine schedule
+@example(levels=(1e-11, 1e-12))
+def test_eq_108_weight_vs_mpmath_snr_drop(device, levels):
+    """Eq. (108)'s right side, (1/2)(alpha_bar_{t-1} / (1 - alpha_bar_{t-1}) - alpha_bar_t /
+    (1 - alpha_bar_t)), against the SNR drop computed in 50 digits from the same inputs. Torch
+    subtracts the levels once (a few ulps always); the generated reference is the paper's
+    difference of two SNRs, exact to a few ulps of the larger SNR."""
+    abp, ab = levels
+    mp.mp.dps = 50
+    snr_s, snr_t = mp.mpf(abp) / (1 - mp.mpf(abp)), mp.mpf(ab) / (1 - mp.mpf(ab))
+    exact = float((snr_s - snr_t) / 2)
+    assert exact > 0
+    got = tim.x0_loss_weight_from_alpha_bars(
+        alpha_bar_prev=_t(abp, device=device), alpha_bar_t=_t(ab, device=device)
+    )
+    assert got.dtype == torch.float64 and got.device.type == device
+    assert abs(float(got) - exact) <= 8 * F64_EPS * exact
+    want = ref.x0_loss_weight_from_alpha_bars(alpha_bar_prev=abp, alpha_bar_t=ab)
+    assert abs(float(want) - exact) <= 8 * F64_EPS * float(snr_s)
+    # float32: rounded inputs, evaluated in float32: a few float32 ulps of the same scale
+    a32, b32 = (mp.mpf(float(np.float32(v))) for v in levels)
+    if 1 > a32 > b32 > 0:
+        got32 = tim.x0_loss_weight_from_alpha_bars(
+            alpha_bar_prev=_t(abp, torch.float32, device),
+            alpha_bar_t=_t(ab, torch.float32, device),
+        )
+        exact32 = float((a32 / (1 - a32) - b32 / (1 - b32)) / 2)
+        f32_eps = float(np.finfo(np.float32).eps)
+        assert abs(float(got32) - exact32) <= 8 * f32_eps * exact32
+
+
 @pytest.mark.eq(110)
 @given(alphas=schedules(min_T=1, max_T=4000))
 def test_weights_telescope_to_the_endpoint_snrs(alphas):

@@ -363,8 +363,10 @@ def test_probability_flow_rk4_converges_to_solve_ivp(t_end):
     n_steps=st.integers(1, 12),
 )
 def test_probability_flow_torch_matches_reference_over_the_domain(x, t_end, n_steps):
-    """Same RK4 arithmetic in both layers; the score is evaluated in a different order
-    (torch's perturbed mixture vs the reference's): 1e-10 relative leaves room for that."""
+    """The same method, classical RK4, written two ways: the reference steps through its
+    Butcher tableau, torch writes the stages out. Their roundings differ, and the score is
+    evaluated in a different order (torch's perturbed mixture vs the reference's): 1e-10
+    relative leaves room for that, while a wrong stage weight or node moves x by far more."""
     x1 = np.array(x)[:, None]
     want = ref.probability_flow_sample(score_fn=_ref_vp_score, x=x1, n_steps=n_steps, t_end=t_end)
     w, m, v = _t(W1), _t(M1), _t(V1)

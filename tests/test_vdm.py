@@ -628,6 +628,75 @@ def test_schedule_bad_input_is_refused_by_name(layer, call, error, message):
         call(layer)
 
 
+@pytest.mark.eq(31)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@pytest.mark.parametrize("name", ["linear", "scaled-linear"])
+@pytest.mark.parametrize("end", ["beta_start", "beta_end"])
+def test_make_schedule_passes_every_given_end_on(layer, name, end):
+    """A given beta end reaches the builder whatever its value: 0.0 is refused by name (the
+    reference used to drop a falsy 0.0 and silently build the default schedule), and a
+    given value is used, not the default."""
+    with pytest.raises(ValueError, match=f"{end} must lie in"):
+        layer.make_schedule(name, 10, **{end: 0.0})
+    value = {"beta_start": 3e-4, "beta_end": 0.05}[end]
+    built = layer.make_schedule(name, 10, **{end: value})
+    builder = {"linear": layer.linear_schedule, "scaled-linear": layer.scaled_linear_schedule}
+    want = builder[name](10, **{end: value})
+    got_beta, want_beta = (np.asarray(s.beta_t, dtype=np.float64) for s in (built, want))
+    np.testing.assert_array_equal(got_beta, want_beta)
+    default = np.asarray(builder[name](10).beta_t, dtype=np.float64)
+    assert not np.array_equal(got_beta, default)
+
+
+def _alpha_bar_lists():
+    """alpha_bar_1 > ... > alpha_bar_T in (0, 1): spread out, near 1, or nearly equal neighbours."""
+    levels = st.one_of(st.floats(1e-12, 1 - 1e-12), st.floats(1 - 1e-6, 1 - 1e-15))
+    return st.lists(levels, min_size=1, max_size=40, unique=True).map(
+        lambda v: np.array(sorted(v, reverse=True))
+    )
+
+
+@pytest.mark.eq(31, 70)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@given(alpha_bar=_alpha_bar_lists())
+@example(alpha_bar=np.array([0.5]))
+@example(alpha_bar=np.array([1e-12, np.nextafter(1e-12, 0)]))  # beta_2 below log alpha_bar's ulp
+@example(alpha_bar=np.array([1 - 1e-9, 0.5, 0.5 * (1 - 1e-9), 1e-3, 1e-3 * (1 - 1e-8), 1e-10]))
+def test_schedule_from_alpha_bars_values_vs_mpmath(layer, alpha_bar):
+    """Every coefficient of the schedule built from alpha_bar_1..alpha_bar_T against a 50-digit
+    computation straight from the definitions: alpha_t = alpha_bar_t / alpha_bar_{t-1} (eq. (31)
+    with alpha_bar_0 = 1, eq. (70)), beta_t = 1 - alpha_t, sigma_q^2(t) (eq. (85)), SNR(t)."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    ab = [mpmath.mpf(float(v)) for v in alpha_bar]
+    abp = [mpmath.mpf(1), *ab[:-1]]
+    alpha = [a / b for a, b in zip(ab, abp, strict=True)]
+    want = {
+        "beta_t": [1 - a for a in alpha],
+        "alpha_t": alpha,
+        "alpha_bar_t": ab,
+        "alpha_bar_prev": abp,
+        "var_q": [(1 - a) * (1 - p) / (1 - b) for a, p, b in zip(alpha, abp, ab, strict=True)],
+        "snr": [b / (1 - b) for b in ab],
+        "log_snr": [mpmath.log(b / (1 - b)) for b in ab],
+    }
+    kw = {"dtype": torch.float64} if layer is tim else {}
+    s = layer.schedule_from_alpha_bars(alpha_bar, **kw)
+    # beta_t is formed once from the inputs (<= 2 ulps); the rest is rebuilt from beta_t by
+    # log alpha_bar_t = cumsum log1p(-beta_t): each step adds a few ulps, amplified by
+    # 1 / alpha_t where 1 - beta_t is small, and by 1 / (1 - alpha_bar_t) in the SNR.
+    cond = np.cumsum([float(1 + 1 / a) for a in alpha])
+    scale = {"beta_t": np.full(len(ab), 1.0), "alpha_t": 1 / np.array([float(a) for a in alpha])}
+    for key, exact in want.items():
+        got = np.asarray(getattr(s, key), dtype=np.float64)
+        exact = np.array([float(v) for v in exact])
+        rel = scale.get(key, cond * (1 + 1 / (1 - np.asarray(alpha_bar))))
+        err = np.abs(got - exact)
+        bound = 8 * F64_EPS * rel * np.abs(exact) + (2 * F64_EPS * rel if key == "log_snr" else 0)
+        assert np.all(err <= bound), (key, err / np.maximum(np.abs(exact), 1e-300))
+
+
 @pytest.mark.eq(31, 85)
 @pytest.mark.parametrize("bad_t", [0, 11, -1])
 def test_t_outside_1_to_T_is_refused(bad_t):
@@ -1258,3 +1327,160 @@ def test_discretized_decoder_needs_levels_and_data_in_its_range():
     with pytest.raises(TypeError, match="levels"):
         tim.nll_bits_per_dim(s, lambda x_t, t: x_t, x)
     assert torch.isfinite(tim.vb_terms(s, lambda x_t, t: x_t, x, levels=None)[0]).all()
+
+
+# --- a schedule's closed forms: torch vs the generated reference vs 50 digits ------------------
+
+
+def _log_levels():
+    """(log alpha_bar_{t-1}, log alpha_bar_t): 0 >= log_prev > log_t, near 0 (alpha_bar ~ 1),
+    around -log 2 (where log1mexp switches form) and far below (alpha_bar ~ 1e-20)."""
+    log_prev = st.one_of(
+        st.just(0.0), st.floats(-1e-12, 0.0), st.floats(-0.8, -0.6), st.floats(-50.0, 0.0)
+    )
+    gap = st.one_of(st.floats(1e-15, 1e-6), st.floats(1e-6, 5.0))
+    return st.tuples(log_prev, gap).map(lambda p: (p[0], p[0] - p[1])).filter(lambda p: p[1] < 0)
+
+
+def _reference_log_space(beta, logs):
+    log_t = logs["log_alpha_bar_t"]
+    return {
+        "log_alpha_t": ref.log_alpha_t(beta_t=beta),
+        "q_var_from_log_alpha_bar": ref.q_var_from_log_alpha_bar(log_alpha_bar_t=log_t),
+        "var_q": ref.var_q_from_log_alpha_bars(beta_t=beta, **logs),
+        "log_snr_from_log_alpha_bar": ref.log_snr_from_log_alpha_bar(log_alpha_bar_t=log_t),
+        "log_var_q_from_log_alpha_bars": ref.log_var_q_from_log_alpha_bars(beta_t=beta, **logs),
+    }
+
+
+@pytest.mark.eq(31, 70, 85, 109)
+@pytest.mark.parametrize("device", DEVICES)
+@given(levels=_log_levels(), beta=st.floats(1e-12, 1 - 1e-12))
+@example(levels=(0.0, -1e-4), beta=1e-4)  # t = 1 of DDPM's schedule
+@example(levels=(-math.log(2), -math.log(2) - 1e-9), beta=1e-9)  # log SNR ~ 0
+def test_log_space_coefficients_torch_vs_generated_vs_mpmath(device, levels, beta):
+    """The Schedule tables' closed forms (derivations.vdm.schedule_in_log_space): torch's
+    hand-written forms, the generated reference, and the paper's formulas in 50 digits at the
+    same inputs: log alpha_t = log(1 - beta_t), 1 - alpha_bar_t, sigma_q^2(t) = beta_t (1 -
+    alpha_bar_{t-1}) / (1 - alpha_bar_t) and its log, log SNR(t) (eqs. (31), (70), (85), (109)).
+    Errors in ulps of each form's condition scale (sum of the magnitudes of its terms)."""
+    import mpmath
+
+    log_prev, log_t = levels
+    mpmath.mp.dps = 50
+    L, Lp, b = mpmath.mpf(log_t), mpmath.mpf(log_prev), mpmath.mpf(beta)
+    om, om_prev = -mpmath.expm1(L), -mpmath.expm1(Lp)  # exact even for |L| < 1e-50
+    exact = {
+        "log_alpha_t": (mpmath.log(1 - b), abs(mpmath.log(1 - b))),
+        "q_var_from_log_alpha_bar": (om, om),
+        "var_q": (b * om_prev / om, b * om_prev / om),
+        "log_snr_from_log_alpha_bar": (L - mpmath.log(om), abs(L) + abs(mpmath.log(om))),
+    }
+    if log_prev < 0:
+        log_var = mpmath.log(b * om_prev / om)
+        scale = abs(mpmath.log(b)) + abs(mpmath.log(om_prev)) + abs(mpmath.log(om))
+        exact["log_var_q_from_log_alpha_bars"] = (log_var, scale)
+    logs = {"log_alpha_bar_t": log_t, "log_alpha_bar_prev": log_prev}
+    with np.errstate(divide="ignore"):  # the unused branch of log1mexp at log_prev ~ 0
+        ref_values = _reference_log_space(beta, logs)
+
+    def tt(v):
+        return _t(v, torch.float64, device)
+
+    tlogs = {k: tt(v) for k, v in logs.items()}
+    torch_values = {
+        "log_alpha_t": tim.log_alpha_t(beta_t=tt(beta)),
+        "q_var_from_log_alpha_bar": tim.q_var_from_log_alpha_bar(log_alpha_bar_t=tt(log_t)),
+        "var_q": tim.posterior_coefficients(**tlogs, log_alpha_t=tim.log_alpha_t(beta_t=tt(beta)))[
+            "var_q"
+        ],
+        "log_snr_from_log_alpha_bar": tim.log_snr_from_log_alpha_bar(log_alpha_bar_t=tt(log_t)),
+        "log_var_q_from_log_alpha_bars": tim.log_var_q_from_log_alpha_bars(
+            beta_t=tt(beta), **tlogs
+        ),
+    }
+    for key, (want, scale) in exact.items():
+        bound = 8 * F64_EPS * float(scale) + tol.F64["atol"]  # floor: subnormal results
+        for layer, got in (("reference", ref_values[key]), ("torch", torch_values[key])):
+            got = float(got.cpu()) if isinstance(got, torch.Tensor) else float(got)
+            assert abs(got - float(want)) <= bound, (key, layer, got, float(want))
+
+
+def _steps_of_a_schedule():
+    T = st.integers(2, 5000)
+    return T.flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n)))
+
+
+@pytest.mark.eq(31, 70)
+@pytest.mark.parametrize("device", DEVICES)
+@given(
+    Tt=_steps_of_a_schedule(),
+    ends=st.tuples(st.floats(1e-6, 0.1), st.floats(1e-6, 0.9)).map(sorted),
+    s=st.one_of(st.just(0.008), st.floats(1e-4, 0.5)),
+)
+@example(Tt=(1000, 1), ends=[1e-4, 0.02], s=0.008)
+@example(Tt=(1000, 1000), ends=[1e-4, 0.02], s=0.008)
+def test_named_betas_torch_vs_generated_vs_mpmath(device, Tt, ends, s):
+    """beta_t of the linear, scaled-linear and cosine schedules at step t of T (eq. (31); the
+    cosine one from its target alpha_bar, eq. (70)): torch's forms and the generated reference
+    against the definitions in 50 digits (linear from beta_start at t = 1 to beta_end at t = T;
+    sqrt(beta_t) linear; 1 - f(t / T) / f((t - 1) / T))."""
+    import mpmath
+
+    (T, t), (b0, b1) = Tt, ends
+    mpmath.mp.dps = 50
+    u = mpmath.mpf(t - 1) / (T - 1)
+    r0, r1 = mpmath.sqrt(mpmath.mpf(b0)), mpmath.sqrt(mpmath.mpf(b1))
+
+    def f(x):
+        return mpmath.cos((x + mpmath.mpf(s)) / (1 + mpmath.mpf(s)) * mpmath.pi / 2) ** 2
+
+    ratio = f(mpmath.mpf(t) / T) / f(mpmath.mpf(t - 1) / T)
+    exact = {
+        "linear_beta_t": (b0 + (b1 - b0) * u, b0 + b1),
+        "scaled_linear_beta_t": ((r0 + (r1 - r0) * u) ** 2, (r0 + r1) ** 2),
+        # 1 - ratio: the cos arguments carry a few ulps, amplified by tan near pi / 2
+        "cosine_beta_t": (
+            1 - ratio,
+            ratio * (1 + 4 * t / T * abs(mpmath.tan(mpmath.pi / 2 * t / T))),
+        ),
+    }
+    args = {
+        "linear_beta_t": {"beta_start": b0, "beta_end": b1},
+        "scaled_linear_beta_t": {"beta_start": b0, "beta_end": b1},
+        "cosine_beta_t": {"s": s},
+    }
+    for key, (want, scale) in exact.items():
+        got_ref = float(getattr(ref, key)(t=t, T=T, **args[key]))
+        got_torch = getattr(tim, key)(t=_t(float(t), torch.float64, device), T=T, **args[key])
+        bound = 16 * F64_EPS * float(scale)
+        for layer, got in (("reference", got_ref), ("torch", float(got_torch.cpu()))):
+            assert abs(got - float(want)) <= bound, (key, layer, got, float(want))
+    assert float(ref.linear_beta_t(t=1, T=T, beta_start=b0, beta_end=b1)) == b0
+
+
+@pytest.mark.eq(58)
+@pytest.mark.parametrize("device", DEVICES)
+@given(
+    x=st.one_of(
+        st.floats(-1e-300, -1e-320),
+        st.floats(-1e-6, -1e-300),
+        st.floats(-0.8, -0.6),
+        st.floats(-745.0, -1e-6),
+    )
+)
+@example(x=-math.log(2))  # where the two forms meet
+@example(x=-40.0)  # 1 - exp(x) rounds to 1: only log1p(-exp(x)) keeps the digits
+def test_log1mexp_torch_vs_reference_vs_mpmath(device, x):
+    """log(1 - exp(x)), x < 0, behind the discretized decoder (both layers) and the schedules'
+    log(1 - alpha_bar): the reference's and torch's forms against 50 digits, to a few ulps of
+    the result at both ends (x -> 0-: log|x|; x -> -oo: -exp(x))."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    xm = mpmath.mpf(x)  # 50 digits of each form where it has them: no cancellation in either
+    exact = float(mpmath.log1p(-mpmath.exp(xm)) if x < -1 else mpmath.log(-mpmath.expm1(xm)))
+    got_ref = float(ref._log1mexp(np.float64(x)))
+    got_torch = float(tim._log1mexp(_t(x, torch.float64, device)).cpu())
+    for got in (got_ref, got_torch):
+        assert abs(got - exact) <= 4 * F64_EPS * abs(exact) + tol.F64["atol"], (got, exact)

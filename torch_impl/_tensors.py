@@ -6,13 +6,7 @@ import torch
 
 from udm import checks
 
-DOMAINS = {
-    "real": lambda name, v: checks.finite(name, v),
-    "positive": checks.positive,
-    "unit": checks.in_unit_interval,
-    "open_unit": lambda name, v: checks.in_unit_interval(name, v, closed_right=False),
-    "closed_unit": checks.in_closed_unit_interval,
-}
+DOMAINS = checks.DOMAINS
 
 
 def tensor_arg(name: str, value, domain: str = "real", *, like: torch.Tensor | None = None):

@@ -48,6 +48,23 @@ def x0_loss_weight(*, alpha_t, alpha_bar_prev) -> torch.Tensor:
     return 0.5 * alpha_bar_prev * beta / (beta_bar_prev * one_minus_alpha_bar)
 
 
+@register(108)
+def x0_loss_weight_from_alpha_bars(*, alpha_bar_prev, alpha_bar_t) -> torch.Tensor:
+    r"""The x_0-loss weight as the right side of eq. (108): half the drop of
+    :math:`\bar\alpha / (1 - \bar\alpha)` (the SNR) from step t - 1 to step t.
+
+    :math:`\tfrac12\left(\frac{\bar\alpha_{t-1}}{1-\bar\alpha_{t-1}} -
+    \frac{\bar\alpha_t}{1-\bar\alpha_t}\right) = \frac{\bar\alpha_{t-1} -
+    \bar\alpha_t}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}`, the second form used: one
+    subtraction of the inputs (exact when they are within a factor 2), instead of two SNRs
+    that cancel when the steps are close. Domains: alpha_bar_prev, alpha_bar_t in (0, 1).
+    """
+    alpha_bar_prev = tensor_arg("alpha_bar_prev", alpha_bar_prev, "open_unit")
+    alpha_bar_t = tensor_arg("alpha_bar_t", alpha_bar_t, "open_unit", like=alpha_bar_prev)
+    check_broadcast(alpha_bar_prev=alpha_bar_prev, alpha_bar_t=alpha_bar_t)
+    return 0.5 * (alpha_bar_prev - alpha_bar_t) / ((1 - alpha_bar_prev) * (1 - alpha_bar_t))
+
+
 @register(110)
 def x0_loss_weight_snr(*, snr_s, snr_t) -> torch.Tensor:
     r"""The x_0-loss weight as half the SNR drop, eq. (110): :math:`\tfrac12(\mathrm{SNR}(s) - \mathrm{SNR}(t))`, s = t - 1."""

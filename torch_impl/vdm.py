@@ -2,6 +2,10 @@
 
 Hand-written numerically stable forms of the closed forms derived in `derivations.vdm`;
 tests/test_vdm.py ties each one to the generated float64 reference over the whole domain.
+`Schedule` builds its noise levels from these pure functions (the named schedules' beta_t,
+the log-space coefficients, the posterior's); the loss weights of eqs. (99), (130), (148) in
+its table are still formed in place from beta_t (their pure functions take alpha_t, from which
+1 - alpha_t would lose a small beta_t's digits).
 """
 
 from __future__ import annotations
@@ -54,17 +58,10 @@ def q_sample(*, x_0: torch.Tensor, alpha_bar_t, eps: torch.Tensor) -> torch.Tens
     return alpha_bar_t.sqrt() * x_0 + (1 - alpha_bar_t).sqrt() * eps
 
 
-SCHEDULES = ("linear", "scaled-linear", "cosine")
+SCHEDULES = checks.SCHEDULES
 # The per-t coefficients a Schedule exposes (arrays of length T, element t - 1 is time t).
 COEFFICIENTS = (
-    "beta_t",
-    "alpha_t",
-    "alpha_bar_t",
-    "alpha_bar_prev",
-    "var_q",
-    "log_var_q",
-    "snr",
-    "log_snr",
+    *checks.SCHEDULE_COEFFICIENTS,
     "x_0_loss_weight",
     "mu_q_coef_x_t",
     "mu_q_coef_x_0",
@@ -78,6 +75,52 @@ COEFFICIENTS = (
 def _log1mexp(x: torch.Tensor) -> torch.Tensor:
     """log(1 - exp(x)) for x <= 0, accurate at both ends (Maechler 2012)."""
     return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
+
+
+# --- a schedule's coefficients in log space (the torch side of derivations.vdm's
+# schedule_in_log_space and named_schedules; tests/test_vdm.py ties each to the generated
+# reference). Schedule below builds its table from these. ---------------------------------
+
+
+@register(31)
+def log_alpha_t(*, beta_t) -> torch.Tensor:
+    r"""log alpha_t = log1p(-beta_t) (eq. (31), alpha_t = 1 - beta_t): exact for small beta_t."""
+    return torch.log1p(-tensor_arg("beta_t", beta_t, "open_unit"))
+
+
+@register(70)
+def q_var_from_log_alpha_bar(*, log_alpha_bar_t) -> torch.Tensor:
+    r"""1 - alpha_bar_t, the variance of q(x_t | x_0) (eq. (70)), from log alpha_bar_t <= 0.
+
+    -expm1(log alpha_bar_t): full relative accuracy near alpha_bar_t = 1 (0 at alpha_bar_0 = 1).
+    """
+    return _one_minus(tensor_arg("log_alpha_bar_t", log_alpha_bar_t, "nonpositive"))
+
+
+def _one_minus(log_level: torch.Tensor) -> torch.Tensor:
+    """1 - level from log(level) <= 0 (+ 0.0: 0, not -0.0, at level 1); no checks."""
+    return -torch.expm1(log_level) + 0.0
+
+
+@register(85)
+def log_var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""log sigma_q^2(t) (eq. (85)) from beta_t = 1 - alpha_t and the log alpha_bars.
+
+    :math:`\logeta_t + \log(1 - arlpha_{t-1}) - \log(1 - arlpha_t)`, each log of
+    1 - alpha_bar from log alpha_bar by log1mexp; -inf at t = 1 (log_alpha_bar_prev = 0).
+    """
+    beta_t = tensor_arg("beta_t", beta_t, "open_unit")
+    lab = tensor_arg("log_alpha_bar_t", log_alpha_bar_t, "negative", like=beta_t)
+    lab_prev = tensor_arg("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive", like=beta_t)
+    check_broadcast(beta_t=beta_t, log_alpha_bar_t=lab, log_alpha_bar_prev=lab_prev)
+    return torch.log(beta_t) + _log1mexp(lab_prev) - _log1mexp(lab)
+
+
+@register(109)
+def log_snr_from_log_alpha_bar(*, log_alpha_bar_t) -> torch.Tensor:
+    r"""log SNR(t) = log alpha_bar_t - log(1 - alpha_bar_t) (eq. (109)) from log alpha_bar_t < 0."""
+    lab = tensor_arg("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    return lab - _log1mexp(lab)
 
 
 @register(84, 85)
@@ -99,12 +142,15 @@ def posterior_coefficients(
     lab = tensor_arg("log_alpha_bar_t", log_alpha_bar_t)
     lab_prev = tensor_arg("log_alpha_bar_prev", log_alpha_bar_prev, like=lab)
     check_broadcast(log_alpha_bar_t=lab, log_alpha_bar_prev=lab_prev)
-    if checks.validate_args_enabled() and bool(((lab >= lab_prev) | (lab_prev > 0)).any()):
+    # Given log_alpha_t, the step is defined by it, and the two cumulative logs may round to
+    # the same float (a beta_t below the ulp of log alpha_bar): ties are then allowed.
+    tie = lab > lab_prev if log_alpha_t is not None else lab >= lab_prev
+    if checks.validate_args_enabled() and bool((tie | (lab_prev > 0)).any()):
         raise ValueError("need log_alpha_bar_t < log_alpha_bar_prev <= 0 (a noisier level t)")
     log_alpha = lab - lab_prev if log_alpha_t is None else tensor_arg("log_alpha_t", log_alpha_t)
     one_minus_alpha = -torch.expm1(log_alpha)
-    om_ab = -torch.expm1(lab)
-    om_ab_prev = -torch.expm1(lab_prev) + 0.0  # + 0.0: 0, not -0.0, at alpha_bar_prev = 1
+    om_ab = _one_minus(lab)  # q_var_from_log_alpha_bar, arguments checked above
+    om_ab_prev = _one_minus(lab_prev)  # 0 at alpha_bar_prev = 1
     return {
         "coef_x_t": torch.exp(0.5 * log_alpha) * om_ab_prev / om_ab,
         "coef_x_0": torch.exp(0.5 * lab_prev) * one_minus_alpha / om_ab,
@@ -113,20 +159,21 @@ def posterior_coefficients(
 
 
 def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All per-t coefficients in float64 from beta_t (float64, 1-D), in log space."""
-    log_ab = torch.cumsum(torch.log1p(-beta), 0)  # log alpha_bar_t, eq. (70)
+    """All per-t coefficients in float64 from beta_t (float64, 1-D), by the pure functions above
+    (log space); the one step written here is the scan log alpha_bar_t = cumsum log alpha_t."""
+    log_alpha = log_alpha_t(beta_t=beta)
+    log_ab = torch.cumsum(log_alpha, 0)  # log alpha_bar_t, the product of eq. (69)
     log_ab_prev = torch.cat([log_ab.new_zeros(1), log_ab[:-1]])  # alpha_bar_0 = 1
-    om_ab = -torch.expm1(log_ab)  # 1 - alpha_bar_t without cancellation
-    om_ab_prev = -torch.expm1(log_ab_prev) + 0.0  # 0 at t = 1 (+ 0.0: not -0.0)
-    posterior = posterior_coefficients(
-        log_alpha_bar_t=log_ab, log_alpha_bar_prev=log_ab_prev, log_alpha_t=torch.log1p(-beta)
-    )
-    log_var_q = torch.log(beta) + torch.log(om_ab_prev) - torch.log(om_ab)
+    logs = {"log_alpha_bar_t": log_ab, "log_alpha_bar_prev": log_ab_prev}
+    posterior = posterior_coefficients(**logs, log_alpha_t=log_alpha)
+    om_ab = q_var_from_log_alpha_bar(log_alpha_bar_t=log_ab)  # 1 - alpha_bar_t
+    om_ab_prev = q_var_from_log_alpha_bar(log_alpha_bar_t=log_ab_prev)  # 0 at t = 1
+    log_var_q = log_var_q_from_log_alpha_bars(beta_t=beta, **logs)
     # sigma_q^2(1) = 0 (alpha_bar_0 = 1), whose log is -inf: clip to log sigma_q^2(2) as
     # DDPM's posterior_log_variance_clipped does; t = 1 uses it only as the decoder's scale.
     log_var_q[0] = log_var_q[1] if beta.numel() > 1 else torch.log(beta[0])
     ab_prev = torch.exp(log_ab_prev)
-    log_snr = log_ab - torch.log(om_ab)
+    log_snr = log_snr_from_log_alpha_bar(log_alpha_bar_t=log_ab)
     return {
         "beta_t": beta,
         "alpha_t": 1 - beta,
@@ -253,43 +300,89 @@ def _check_T(T) -> int:
     return T
 
 
+def _step_args(t, T, **params) -> dict[str, torch.Tensor]:
+    t = tensor_arg("t", t, "positive")
+    out = {"t": t, "T": tensor_arg("T", T, "positive", like=t)}
+    domains = {"beta_start": "open_unit", "beta_end": "open_unit", "s": "positive"}
+    out |= {k: tensor_arg(k, v, domains[k], like=t) for k, v in params.items()}
+    check_broadcast(**out)
+    return out
+
+
+@register(31)
+def linear_beta_t(*, t, T, beta_start, beta_end) -> torch.Tensor:
+    r"""beta_t of DDPM's linear schedule at step t of T (eq. (31)): from beta_start at t = 1 to
+    beta_end at t = T, :math:`\beta_{start} + \frac{\beta_{end} - \beta_{start}}{T - 1}(t - 1)`."""
+    a = _step_args(t, T, beta_start=beta_start, beta_end=beta_end)
+    step = (a["beta_end"] - a["beta_start"]) / (a["T"] - 1)
+    return a["beta_start"] + step * (a["t"] - 1)
+
+
+@register(31)
+def scaled_linear_beta_t(*, t, T, beta_start, beta_end) -> torch.Tensor:
+    r"""beta_t of Stable Diffusion's scaled-linear schedule at step t of T (eq. (31)):
+    sqrt(beta_t) runs linearly from sqrt(beta_start) at t = 1 to sqrt(beta_end) at t = T."""
+    a = _step_args(t, T, beta_start=beta_start, beta_end=beta_end)
+    root_start, root_end = a["beta_start"].sqrt(), a["beta_end"].sqrt()
+    return (root_start + (root_end - root_start) / (a["T"] - 1) * (a["t"] - 1)) ** 2
+
+
+@register(31, 70)
+def cosine_beta_t(*, t, T, s) -> torch.Tensor:
+    r"""beta_t of improved DDPM's cosine schedule at step t of T, before clipping (eq. (31)).
+
+    1 - f(t / T) / f((t - 1) / T) with f(u) = cos((u + s) / (1 + s) pi / 2)^2, the target
+    alpha_bar_t = f(t / T) / f(0) of eq. (70).
+    """
+    a = _step_args(t, T, s=s)
+
+    def f(u):
+        return torch.cos((u + a["s"]) / (1 + a["s"]) * (math.pi / 2)) ** 2
+
+    return 1 - f(a["t"] / a["T"]) / f((a["t"] - 1) / a["T"])
+
+
+def _steps(T: int) -> torch.Tensor:
+    return torch.arange(1, T + 1, dtype=torch.float64)
+
+
 @register(31)
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, **kw):
-    """DDPM's schedule, beta_t = 1 - alpha_t (eq. (31)) = linspace(beta_start, beta_end, T).
+    """DDPM's schedule, beta_t = 1 - alpha_t (eq. (31)) linear from beta_start to beta_end
+    (`linear_beta_t`; the last step is beta_end exactly, as linspace has it).
 
     Keyword arguments (dtype, device) go to `Schedule`.
     """
     T = _check_T(T)
     for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
         checks.in_unit_interval(name, v, closed_right=False)
-    return Schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), **kw)
+    # T = 1: the one step is beta_start (t = 1 is the start on any grid of T >= 2)
+    beta = linear_beta_t(t=_steps(T), T=max(T, 2), beta_start=beta_start, beta_end=beta_end)
+    if T > 1:
+        beta[-1] = beta_end
+    return Schedule(beta, **kw)
 
 
 @register(31)
 def scaled_linear_schedule(
     T: int = 1000, beta_start: float = 0.00085, beta_end: float = 0.012, **kw
 ):
-    """Stable Diffusion's schedule (eq. (31)): linspace(sqrt(beta_start), sqrt(beta_end), T)^2."""
+    """Stable Diffusion's schedule (eq. (31)), sqrt(beta_t) linear (`scaled_linear_beta_t`)."""
     T = _check_T(T)
     for name, v in (("beta_start", beta_start), ("beta_end", beta_end)):
         checks.in_unit_interval(name, v, closed_right=False)
-    root = torch.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=torch.float64)
-    return Schedule(root**2, **kw)
+    ends = {"beta_start": beta_start, "beta_end": beta_end}
+    return Schedule(scaled_linear_beta_t(t=_steps(T), T=max(T, 2), **ends), **kw)
 
 
 @register(31, 70)
 def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999, **kw):
-    """Improved DDPM's cosine schedule for alpha_t (eq. (31)) via a target alpha_bar (eq. (70)).
-
-    f(u) = cos((u + s) / (1 + s) pi / 2)^2 at u = t / T; beta_t = min(1 - f(t/T) / f((t-1)/T),
-    max_beta) (the clipping keeps beta_T < 1 where f -> 0).
-    """
+    """Improved DDPM's cosine schedule for alpha_t (eq. (31)) via a target alpha_bar (eq. (70)):
+    beta_t = min(`cosine_beta_t`, max_beta) (the clipping keeps beta_T < 1 where f -> 0)."""
     T = _check_T(T)
     checks.positive("s", s)
     checks.in_unit_interval("max_beta", max_beta, closed_right=False)
-    u = torch.arange(T + 1, dtype=torch.float64) / T
-    f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
-    return Schedule(torch.clamp(1 - f[1:] / f[:-1], max=max_beta), **kw)
+    return Schedule(torch.clamp(cosine_beta_t(t=_steps(T), T=T, s=s), max=max_beta), **kw)
 
 
 @register(31)
@@ -304,7 +397,9 @@ def schedule_from_alphas(alpha_t, **kw):
 @register(31, 70)
 def schedule_from_alpha_bars(alpha_bar_t, **kw):
     """A schedule from user-given alpha_bar_1..alpha_bar_T (eq. (70)), strictly decreasing in
-    (0, 1); beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) as -expm1 of log differences."""
+    (0, 1); beta_t = 1 - alpha_bar_t / alpha_bar_{t-1} (eq. (31)) as
+    (alpha_bar_{t-1} - alpha_bar_t) / alpha_bar_{t-1} (alpha_bar_0 = 1; the difference is exact
+    where the two are within a factor 2, so nearly equal levels keep beta_t to 2 ulps)."""
     ab = torch.as_tensor(alpha_bar_t, dtype=torch.float64)
     checks.in_unit_interval("alpha_bar_t", ab, closed_right=False)
     if ab.ndim != 1 or ab.numel() == 0:
@@ -313,24 +408,26 @@ def schedule_from_alpha_bars(alpha_bar_t, **kw):
     if bool((step >= 0).any()):
         bad = int(torch.nonzero(step >= 0)[0]) + 2
         raise ValueError(f"alpha_bar_t must be strictly decreasing in t; it is not at t = {bad}")
-    log_ab = torch.log(ab)
-    return Schedule(-torch.expm1(torch.diff(log_ab, prepend=log_ab.new_zeros(1))), **kw)
+    ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
+    return Schedule((ab_prev - ab) / ab_prev, **kw)
 
 
 @register(31)
 def make_schedule(name: str, T: int = 1000, beta_start=None, beta_end=None, **kw):
-    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31))."""
-    builders = {"linear": linear_schedule, "scaled-linear": scaled_linear_schedule}
-    if name in builders:
-        ends = {
-            k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v is not None
-        }
-        return builders[name](T, **ends, **kw)
-    if name == "cosine":
-        if beta_start is not None or beta_end is not None:
-            raise ValueError("the cosine schedule takes no beta_start/beta_end")
-        return cosine_schedule(T, **kw)
-    raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    """A named schedule: 'linear', 'scaled-linear' or 'cosine' (alpha_t of eq. (31)).
+
+    beta_start / beta_end override the linear schedules' defaults (None: the default);
+    cosine refuses them. Keyword arguments (dtype, device) go to `Schedule`.
+    """
+    ends = checks.schedule_choice(name, beta_start, beta_end)
+    return _BUILDERS[name](T, **ends, **kw)
+
+
+_BUILDERS = {
+    "linear": linear_schedule,
+    "scaled-linear": scaled_linear_schedule,
+    "cosine": cosine_schedule,
+}
 
 
 # Pure functions of the paper's symbols (the reference's generated signatures).

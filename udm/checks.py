@@ -94,6 +94,14 @@ def positive(name: str, value: Any) -> Any:
     return value
 
 
+def nonpositive(name: str, value: Any, *, strict: bool = False) -> Any:
+    """Require value <= 0 (value < 0 with strict=True): the log of a level in (0, 1]."""
+    finite(name, value)
+    if _validate and _any(value >= 0 if strict else value > 0):
+        raise ValueError(f"{name} must be {'< 0' if strict else '<= 0'} everywhere")
+    return value
+
+
 def in_unit_interval(name: str, value: Any, *, closed_right: bool = True) -> Any:
     """Require 0 < value <= 1 (or 0 < value < 1 with closed_right=False)."""
     finite(name, value)
@@ -158,3 +166,44 @@ def timestep(name: str, t: Any, T: int) -> Any:
     if _validate and (_any(t < 1) or _any(t > T)):
         raise ValueError(f"{name} must satisfy 1 <= {name} <= T = {T}")
     return t
+
+
+SCHEDULES = ("linear", "scaled-linear", "cosine")
+# The per-t coefficients every layer's Schedule exposes (element t - 1 belongs to step t).
+SCHEDULE_COEFFICIENTS = (
+    "beta_t",
+    "alpha_t",
+    "alpha_bar_t",
+    "alpha_bar_prev",
+    "var_q",
+    "log_var_q",
+    "snr",
+    "log_snr",
+)
+
+
+def schedule_choice(name: Any, beta_start: Any = None, beta_end: Any = None) -> dict[str, Any]:
+    """Check a named schedule's options; return the beta ends that were given.
+
+    One dispatch for both layers' `make_schedule`: a given end is passed on (and range-checked
+    by the builder) whatever its value, 0.0 included; only None means "the default". The
+    cosine schedule takes no ends.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; known: {', '.join(SCHEDULES)}")
+    ends = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end)) if v is not None}
+    if name == "cosine" and ends:
+        raise ValueError("the cosine schedule takes no beta_start/beta_end")
+    return ends
+
+
+# Named domains of arguments, shared by the reference (NumPy) and torch layers' converters.
+DOMAINS = {
+    "real": finite,
+    "positive": positive,
+    "unit": in_unit_interval,
+    "open_unit": lambda name, v: in_unit_interval(name, v, closed_right=False),
+    "negative": lambda name, v: nonpositive(name, v, strict=True),
+    "nonpositive": nonpositive,
+    "closed_unit": in_closed_unit_interval,
+}

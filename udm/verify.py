@@ -43,7 +43,12 @@ def _reference_check(cf, source: str, section: str, rng: random.Random) -> str |
         point = {}
         for name in cf.args:
             domain = cf.domains[name]
-            value = rng.uniform(0.05, 0.95) if domain != "real" else rng.uniform(-2.0, 2.0)
+            if domain == "real":
+                value = rng.uniform(-2.0, 2.0)
+            elif domain in ("negative", "nonpositive"):
+                value = -rng.uniform(0.05, 2.0)
+            else:
+                value = rng.uniform(0.05, 0.95)
             point[name] = value
         exact = complex(
             sp.N(

@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['x0_loss_weight', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
+__all__ = ['x0_loss_weight', 'x0_loss_weight_from_alpha_bars', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
 
 
 @register(101, 110)
@@ -24,6 +24,21 @@ def x0_loss_weight(*, alpha_t, alpha_bar_prev):
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
     return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(-alpha_bar_prev*alpha_t + 1))
+
+
+@register(108)
+def x0_loss_weight_from_alpha_bars(*, alpha_bar_prev, alpha_bar_t):
+    r"""The same weight as half the drop of SNR = alpha_bar / (1 - alpha_bar) from step t - 1 to step t, the right side, eq. (108).
+
+    .. math:: \frac{1}{2}\left(\frac{\bar\alpha_{t-1}}{1-\bar\alpha_{t-1}} - \frac{\bar\alpha_t}{1-\bar\alpha_t}\right) = \frac{\bar\alpha_{t-1}}{2 \left(1 - \bar\alpha_{t-1}\right)} - \frac{\bar\alpha_t}{2 \left(1 - \bar\alpha_t\right)}
+
+    Domains: alpha_bar_prev in (0, 1), alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.noise_params.x0_weight_as_snr_drop``.
+    """
+    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
+    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
+    check_broadcast(alpha_bar_prev=alpha_bar_prev, alpha_bar_t=alpha_bar_t)
+    return (1/2)*alpha_bar_prev/(1 - alpha_bar_prev) - 1/2*alpha_bar_t/(1 - alpha_bar_t)
 
 
 @register(110)

@@ -8,7 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'mu_theta']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'mu_theta', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar']
 
 
 @register(45, 58)
@@ -243,3 +243,127 @@ def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
     check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
     return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
+
+
+@register(31)
+def linear_beta_t(*, t, T, beta_start, beta_end):
+    r"""DDPM's linear schedule: beta_t = 1 - alpha_t at step t of T, eq. (31).
+
+    .. math:: \beta_t = \beta_{start} + \frac{\beta_{end} - \beta_{start}}{T - 1} \left(t - 1\right)
+
+    Domains: t > 0, T > 0, beta_start in (0, 1), beta_end in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.named_schedules``.
+    """
+    t = as_float64("t", t, "positive")
+    T = as_float64("T", T, "positive")
+    beta_start = as_float64("beta_start", beta_start, "open_unit")
+    beta_end = as_float64("beta_end", beta_end, "open_unit")
+    check_broadcast(t=t, T=T, beta_start=beta_start, beta_end=beta_end)
+    return beta_start + ((beta_end - beta_start)/(T - 1))*(t - 1)
+
+
+@register(31)
+def scaled_linear_beta_t(*, t, T, beta_start, beta_end):
+    r"""Stable Diffusion's scaled-linear: beta_t = 1 - alpha_t at step t of T, eq. (31).
+
+    .. math:: \beta_t = \left(\sqrt{\beta_{start}} + \frac{\sqrt{\beta_{end}} - \sqrt{\beta_{start}}}{T - 1} \left(t - 1\right)\right)^{2}
+
+    Domains: t > 0, T > 0, beta_start in (0, 1), beta_end in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.named_schedules``.
+    """
+    t = as_float64("t", t, "positive")
+    T = as_float64("T", T, "positive")
+    beta_start = as_float64("beta_start", beta_start, "open_unit")
+    beta_end = as_float64("beta_end", beta_end, "open_unit")
+    check_broadcast(t=t, T=T, beta_start=beta_start, beta_end=beta_end)
+    return (numpy.sqrt(beta_start) + ((numpy.sqrt(beta_end) - numpy.sqrt(beta_start))/(T - 1))*(t - 1))**2
+
+
+@register(31, 70)
+def cosine_beta_t(*, t, T, s):
+    r"""Improved DDPM's cosine schedule (before clipping): beta_t = 1 - alpha_t at step t of T, eqs. (31), (70).
+
+    .. math:: \beta_t = - \frac{\cos^{2}{\left(\frac{\pi}{2} \frac{s + \frac{t}{T}}{s + 1} \right)}}{\cos^{2}{\left(\frac{\pi}{2} \frac{s + \frac{t - 1}{T}}{s + 1} \right)}} + 1
+
+    Domains: t > 0, T > 0, s > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.named_schedules``.
+    """
+    t = as_float64("t", t, "positive")
+    T = as_float64("T", T, "positive")
+    s = as_float64("s", s, "positive")
+    check_broadcast(t=t, T=T, s=s)
+    return -numpy.cos(((1/2)*numpy.pi)*((s + t/T)/(s + 1)))**2/numpy.cos(((1/2)*numpy.pi)*((s + (t - 1)/T)/(s + 1)))**2 + 1
+
+
+@register(31)
+def log_alpha_t(*, beta_t):
+    r"""log alpha_t = log(1 - beta_t) (eq. (31)), eq. (31).
+
+    .. math:: \log\alpha_t = \operatorname{log1p}{\left(- \beta_t \right)}
+
+    Domains: beta_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    check_broadcast(beta_t=beta_t)
+    return numpy.log1p(-beta_t)
+
+
+@register(70)
+def q_var_from_log_alpha_bar(*, log_alpha_bar_t):
+    r"""Variance 1 - alpha_bar_t of q(x_t | x_0) from log alpha_bar_t, eq. (70).
+
+    .. math:: 1 - \bar\alpha_t = - \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)}
+
+    Domains: log_alpha_bar_t < 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.schedule_in_log_space``.
+    """
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    check_broadcast(log_alpha_bar_t=log_alpha_bar_t)
+    return -numpy.expm1(log_alpha_bar_t)
+
+
+@register(85)
+def var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""Variance of q(x_{t-1} | x_t, x_0) from beta_t and the log alpha_bars, eq. (85).
+
+    .. math:: \sigma_q^2(t) = \frac{\beta_t \operatorname{expm}_{1}{\left(\log\bar\alpha_{t-1} \right)}}{\operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)}}
+
+    Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    log_alpha_bar_prev = as_float64("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive")
+    check_broadcast(beta_t=beta_t, log_alpha_bar_t=log_alpha_bar_t, log_alpha_bar_prev=log_alpha_bar_prev)
+    return beta_t*numpy.expm1(log_alpha_bar_prev)/numpy.expm1(log_alpha_bar_t)
+
+
+@register(85)
+def log_var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""log of the variance of q(x_{t-1} | x_t, x_0) (-inf at t = 1, where log_alpha_bar_prev = 0), eq. (85).
+
+    .. math:: \log\sigma_q^2(t) = \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_{t-1} \right)} \right)} & \text{for}\: \log\bar\alpha_{t-1} > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_{t-1}} \right)} & \text{otherwise} \end{cases} - \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)} \right)} & \text{for}\: \log\bar\alpha_t > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_t} \right)} & \text{otherwise} \end{cases} + \log{\left(\beta_t \right)}
+
+    Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    log_alpha_bar_prev = as_float64("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive")
+    check_broadcast(beta_t=beta_t, log_alpha_bar_t=log_alpha_bar_t, log_alpha_bar_prev=log_alpha_bar_prev)
+    return numpy.select([numpy.greater(log_alpha_bar_prev, -numpy.log(2)),True], [numpy.log(-numpy.expm1(log_alpha_bar_prev)),numpy.log1p(-numpy.exp(log_alpha_bar_prev))], default=numpy.nan) - numpy.select([numpy.greater(log_alpha_bar_t, -numpy.log(2)),True], [numpy.log(-numpy.expm1(log_alpha_bar_t)),numpy.log1p(-numpy.exp(log_alpha_bar_t))], default=numpy.nan) + numpy.log(beta_t)
+
+
+@register(109)
+def log_snr_from_log_alpha_bar(*, log_alpha_bar_t):
+    r"""log SNR(t) from log alpha_bar_t, eq. (109).
+
+    .. math:: \log\mathrm{SNR}(t) = \log\bar\alpha_t - \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)} \right)} & \text{for}\: \log\bar\alpha_t > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_t} \right)} & \text{otherwise} \end{cases}
+
+    Domains: log_alpha_bar_t < 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``derivations.vdm.schedule_in_log_space``.
+    """
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    check_broadcast(log_alpha_bar_t=log_alpha_bar_t)
+    return log_alpha_bar_t - numpy.select([numpy.greater(log_alpha_bar_t, -numpy.log(2)),True], [numpy.log(-numpy.expm1(log_alpha_bar_t)),numpy.log1p(-numpy.exp(log_alpha_bar_t))], default=numpy.nan)
