@@ -404,3 +404,36 @@ def test_continuous_model_reports_optimum_gaps_and_exact_nll(tmp_path, data_name
     assert report["optimal_method"].startswith("Monte Carlo")
     for key in ("optimal_nll_nats", "training_gap_nats", "class_gap_nats", "exact_nll_nats"):
         assert math.isfinite(report[key]), key
+
+
+@pytest.mark.parametrize("weighting", ["simple", "elbo"])
+def test_learned_variance_training_step_makes_no_host_sync_with_checks_off(weighting, one_thread):
+    from tests.test_model_options import _SyncCounter
+    from udm import checks
+    from udm.model.checkpoint import EMA
+
+    model, dataset = _model("learned", weighting, T=20)
+    optim = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    ema = EMA(model, 0.9)
+    noise = model.draw_training_noise(16, torch.Generator().manual_seed(0))
+    x_0 = dataset.x[:16].double()
+    with checks.validate_args(False), _SyncCounter() as counter:
+        loss = model(x_0, noise["t"], noise["eps"].view_as(x_0)).mean()
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        ema.update(model)
+    assert counter.count == 0, counter.where
+
+
+@pytest.mark.parametrize("variance", ["large", "learned"])
+def test_sampling_with_a_model_variance_makes_no_host_sync_with_checks_off(variance, one_thread):
+    from tests.test_model_options import _SyncCounter
+
+    model, _ = _model(variance, T=20)
+    counts = {}
+    for steps in (5, 10):
+        with _SyncCounter() as counter:
+            model.sample(4, steps=steps, validate_args=False, dtype=torch.float64)
+        counts[steps] = counter.count
+    assert counts[10] == counts[5] <= 2, counts

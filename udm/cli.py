@@ -734,6 +734,7 @@ def elbo(checkpoint_path, n, batch, seed, device, exact, ode_steps, as_json) -> 
             f"+- {report['class_gap_stderr']:.4f} nats: the limit of the model class "
             "(its reverse variance and its prior), no training removes it"
         )
+    if "gap_controlled_nats" in report:
         click.echo(
             f"  bound - true NLL as training gap + class gap (the optimum as a control "
             f"variate): {report['gap_controlled_nats']:.4f} "

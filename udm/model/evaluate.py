@@ -135,9 +135,10 @@ def elbo_report(
         # the gap with the optimum on the same noise as a control variate: per sample
         # (bound - optimum_mc) + (optimum - true), unbiased for E[bound] - E[-log p] since
         # E[optimum_mc] = E[optimum]; its variance lacks most of the bound's Monte Carlo noise
-        out["gap_controlled_nats"], out["gap_controlled_stderr"] = optimum.paired(
-            nats - best_mc + opt - true
-        )
+        if opt is not best_mc:  # (with the Monte Carlo optimum it is the gap itself)
+            out["gap_controlled_nats"], out["gap_controlled_stderr"] = optimum.paired(
+                nats - best_mc + opt - true
+            )
     if exact:
         ll = likelihood.model_nll_nats(model, x, y, steps=ode_steps, seed=seed)
         out["exact_nll_nats"], out["exact_nll_stderr"] = optimum.paired(ll["nll"])
