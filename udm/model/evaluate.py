@@ -125,6 +125,14 @@ def elbo_report(
         if model.T is not None and len(mixture[0]) == 1:
             opt = optimum.closed_form_optimum(model.schedule, model.variance, x, mixture).numpy()
             out["optimal_method"] = "closed form (Gaussian data)"
+        elif len(mixture[0]) == 1:  # continuous time: its ends fix the optimum
+            opt = optimum.closed_form_optimum_continuous(
+                float(model.noise.omega_min.detach()),
+                float(model.noise.omega_max.detach()),
+                x,
+                mixture,
+            ).numpy()
+            out["optimal_method"] = "closed form (Gaussian data; the schedule's ends)"
         else:
             opt = best_mc
             out["optimal_method"] = "Monte Carlo (posterior moments of the mixture, same noise)"
