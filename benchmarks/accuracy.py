@@ -537,9 +537,9 @@ def function_rows(name: str, T: int, *, seed: int = 0) -> list[dict]:
         wi = torch.from_numpy(w_ok)
         kw = {"alpha_t": a32[wi], "alpha_bar_prev": abp32[wi]}
         weights = {
-            "x0_loss_weight(alpha_t, alpha_bar_prev)": (
-                npm.x0_loss_weight(**kw),
-                lambda ai, bp: bp * (1 - ai) / (2 * (1 - bp) * (1 - ai * bp)),
+            "x_0_loss_weight(alpha_t, alpha_bar_t, alpha_bar_prev)": (
+                vdm.x_0_loss_weight(**kw, alpha_bar_t=ab32[wi]),
+                lambda ai, b, bp: bp * (1 - ai) / (2 * (1 - bp) * (1 - b)),
             ),
             "eps_loss_weight(alpha_t, alpha_bar_prev)": (
                 it.eps_loss_weight(**kw),
@@ -556,8 +556,10 @@ def function_rows(name: str, T: int, *, seed: int = 0) -> list[dict]:
             # t = 1 (alpha_bar_prev = 1) is outside the weights' domain: masked
             with mpmath.workdps(DPS):
                 exact = [
-                    fn(ai, bp) if ok else mpmath.mpf(1)
-                    for ai, bp, ok in zip(a, abp, w_ok, strict=True)
+                    (fn(ai, b, bp) if "alpha_bar_t" in label else fn(ai, bp))
+                    if ok
+                    else mpmath.mpf(1)
+                    for ai, b, bp, ok in zip(a, ab, abp, w_ok, strict=True)
                 ]
             measure(label, got, exact, np.abs(_np_list(exact)), w_ok)
     return rows

@@ -86,16 +86,20 @@ def render(section: str, built: list | None = None) -> str | None:
     if not forms:
         return None
     names = [cf.name for _, cf in forms]
+    bodies = [_function_source(src, cf) for src, cf in forms]
+    # numerically stable routines (derivations._stable) print as reference._stable calls
+    stable = "from reference import _stable\n" if any("_stable." in b for b in bodies) else ""
     header = (
         f'"""{catalog.section_title(section)}: closed forms generated from derivations/{section}.py.\n\n'
         "Do not edit: run `udm generate`. Each function is the SymPy result printed as NumPy.\n"
         '"""\n\n'
         "import numpy\n\n"
+        f"{stable}"
         "from reference._args import as_float64, check_broadcast\n"
         "from udm import register\n\n"
         f"__all__ = {names!r}\n"
     )
-    return header + "".join(f"\n\n{_function_source(src, cf)}" for src, cf in forms)
+    return header + "".join(f"\n\n{body}" for body in bodies)
 
 
 def generate(write: bool = True) -> dict[str, bool]:

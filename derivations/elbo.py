@@ -11,6 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from derivations._gaussian import log_expect_exp, log_integral_exp
+from derivations._stable import expm1mx, log_ratio
 from derivations.core import KL, ClosedForm, Derivation, Step, complete_square, log_normal_pdf
 from derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
 from udm import register
@@ -39,6 +40,13 @@ posterior_kl_expr = (
     + (var_q + (mean_q - posterior_mean_expr) ** 2) / posterior_var_expr
     - 1
 ) / 2  # KL(q(z | x) || p(z | x))
+# the two KLs as evaluated: r - 1 - log r = expm1mx(log r) keeps their relative accuracy
+# when q nearly matches (derivations._stable; each is proved equal to the form above)
+prior_kl_stable = (mean_q**2 + expm1mx(sp.log(var_q))) / 2
+posterior_kl_stable = (
+    expm1mx(log_ratio(var_q, posterior_var_expr))
+    + (mean_q - posterior_mean_expr) ** 2 / posterior_var_expr
+) / 2
 # the same KL as the engine builds it: the gap of the Jensen steps (eqs. (8), (16))
 posterior_kl = KL.normal(mean_q, var_q, posterior_mean_expr, posterior_var_expr)
 
@@ -254,18 +262,25 @@ def kl_to_posterior() -> Derivation:
             over=(z, mean_q, var_q),
             eq=15,
         ),
+        Step(
+            posterior_kl_stable,
+            "algebra",
+            "r = var_q / var_post: r - 1 - log r = expm1(u) - u at u = log r (no cancellation "
+            "when q is near the posterior)",
+            name="stable",
+        ),
     ]
     results = (
         ClosedForm(
             "kl_to_posterior",
             (15, 16),
-            posterior_kl_expr,
+            posterior_kl_stable,
             MODEL_ARGS + Q_ARGS,
             DOMAINS,
             "KL(q(z | x) || p(z | x)) of the linear-Gaussian latent model, "
             "q(z | x) = N(mean_q, var_q)",
             lhs=r"D_{\mathrm{KL}}(q(z|x) \| p(z|x))",
-            line=15,
+            line="stable",
         ),
     )
     return Derivation(

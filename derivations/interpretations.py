@@ -15,6 +15,7 @@ import functools
 
 import sympy as sp
 
+from derivations._stable import one_minus_product
 from derivations.core import (
     ClosedForm,
     Derivation,
@@ -87,6 +88,8 @@ _conv_domains = {
 
 
 def _cf(name, eqs, expr, args, summary, lhs="", **tie):
+    # 1 - alpha_bar_t = 1 - alpha_t alpha_bar_{t-1} evaluated without cancellation near 1
+    expr = sp.sympify(expr).subs(1 - a * abp, one_minus_product(a, abp))
     return ClosedForm(name, eqs, expr, args, _conv_domains, summary, lhs=lhs, **tie)
 
 

@@ -125,18 +125,6 @@ def x0_weight_as_snr_drop() -> Derivation:
     }
     results = (
         ClosedForm(
-            "x0_loss_weight",
-            (101, 110),
-            (1 / (2 * var_q_of) * abp * (1 - a) ** 2 / (1 - ab_of) ** 2),
-            ("alpha_t", "alpha_bar_prev"),
-            domains,
-            "Weight of ||x_0_hat - x_0||^2 in the denoising matching term at step t >= 2, in the "
-            "paper's original form (alpha_bar_t = alpha_t alpha_bar_prev)",
-            lhs=r"\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}",
-            line=101,
-            rename={sq_err: 1},  # the weight: the line at a unit squared error
-        ),
-        ClosedForm(
             "x0_loss_weight_from_alpha_bars",
             (108,),
             (abp / (1 - abp) - ab / (1 - ab)) / 2,

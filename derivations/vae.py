@@ -23,6 +23,7 @@ from derivations.elbo import (
     log_prior,
     log_q,
     prior_kl_expr,
+    prior_kl_stable,
     reconstruction_expr,
 )
 from derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
@@ -116,18 +117,24 @@ def prior_matching_kl() -> Derivation:
             over=(z, mean_q, var_q),
             eq=19,
         ),
+        Step(
+            prior_kl_stable,
+            "algebra",
+            "var - 1 - log var = expm1(u) - u at u = log var (no cancellation near var = 1)",
+            name="stable",
+        ),
     ]
     results = (
         ClosedForm(
             "kl_standard_normal",
             (19, 20, 21),
-            prior_kl_expr,
+            prior_kl_stable,
             Q_ARGS,
             DOMAINS,
             "Prior-matching KL(N(mean_q, var_q) || N(0, 1)) per latent coordinate (sum over "
             "coordinates for a diagonal Gaussian encoder)",
             lhs=r"D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \| \mathcal{N}(0, 1))",
-            line=19,
+            line="stable",
         ),
     )
     return Derivation(

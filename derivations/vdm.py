@@ -16,6 +16,7 @@ from sympy.codegen.cfunctions import log1p as _log1p
 from derivations._chain import Chain, posterior_law
 from derivations._chain import chain_symbols as _chain_symbols
 from derivations._chain import lpdf as _lpdf
+from derivations._stable import expm1mx, log1p, log_ratio
 from derivations.core import (
     KL,
     ClosedForm,
@@ -221,6 +222,8 @@ def elbo_prior_term() -> Derivation:
     """The prior matching term KL(q(x_T | x_0) || p(x_T)) of eq. (58), p(x_T) = N(0, 1)."""
     ab = alpha_bar_t
     closed = (-sp.log(1 - ab) - ab + ab * x_0**2) / 2
+    # r - 1 - log r at r = 1 - alpha_bar_T: ~alpha_bar_T^2 / 2 where alpha_bar_T ~ 1e-9
+    stable = (ab * x_0**2 + expm1mx(log1p(-ab))) / 2
     steps = [
         Step(
             _lpdf(_x_t, sp.sqrt(ab) * x_0, 1 - ab) - _lpdf(_x_t, 0, 1),
@@ -233,16 +236,23 @@ def elbo_prior_term() -> Derivation:
             "x_T ~ q(x_T | x_0) = N(sqrt(alpha_bar_T) x_0, 1 - alpha_bar_T) (eq. (70))",
             over=(_x_t, sp.sqrt(ab) * x_0, 1 - ab),
         ),
+        Step(
+            stable,
+            "algebra",
+            "r - 1 - log r = expm1(u) - u at u = log r = log1p(-alpha_bar_T): no cancellation "
+            "when alpha_bar_T is tiny",
+            name="stable",
+        ),
     ]
     result = ClosedForm(
         "elbo_prior_term",
         (58,),
-        closed,
+        stable,
         ("x_0", "alpha_bar_t"),
         {"x_0": "real", "alpha_bar_t": "open_unit"},
         "Prior matching term KL(q(x_T|x_0) || N(0, 1)) at alpha_bar_t = alpha_bar_T",
         lhs=r"D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T))",
-        line="last",
+        line="stable",
     )
     return Derivation(
         "prior matching term in closed form",
@@ -1308,6 +1318,9 @@ def gaussian_kl() -> Derivation:
     """
     x = sp.Symbol("x", real=True)
     closed = (sp.log(var_p / var_q) + (var_q + (mean_q - mean_p) ** 2) / var_p - 1) / 2
+    # (1/2)(r - 1 - log r + d^2 / var_p), r = var_q / var_p, with r - 1 - log r = expm1(u) - u
+    # at u = log r: keeps full relative accuracy when the two Gaussians nearly agree
+    stable = (expm1mx(log_ratio(var_q, var_p)) + (mean_q - mean_p) ** 2 / var_p) / 2
     steps = [
         Step(
             log_normal_pdf(x, mean_q, var_q) - log_normal_pdf(x, mean_p, var_p),
@@ -1321,19 +1334,26 @@ def gaussian_kl() -> Derivation:
             eq=86,
             over=(x, mean_q, var_q),
         ),
+        Step(
+            stable,
+            "algebra",
+            "r = var_q / var_p: r - 1 - log r = expm1(u) - u at u = log r, no cancellation "
+            "when r is near 1",
+            name="stable",
+        ),
     ]
     domains = {"mean_q": "real", "var_q": "positive", "mean_p": "real", "var_p": "positive"}
     results = (
         ClosedForm(
             "kl_normal",
             (86,),
-            closed,
+            stable,
             ("mean_q", "var_q", "mean_p", "var_p"),
             domains,
             "KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate (sum over "
             "coordinates for a diagonal covariance)",
             lhs=r"D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_p, \sigma_p^2))",
-            line=86,
+            line="stable",
         ),
     )
     return Derivation(
@@ -1459,7 +1479,7 @@ def x_0_objective() -> Derivation:
     results = (
         ClosedForm(
             "x_0_loss_weight",
-            (99,),
+            (99, 101),
             abp * (1 - a) ** 2 / (2 * _VAR_Q_EXPR * (1 - ab) ** 2),
             ("alpha_t", "alpha_bar_t", "alpha_bar_prev"),
             domains,
@@ -1501,28 +1521,12 @@ def posterior_mean() -> Derivation:
 
 @register(94)
 def mu_theta_definition() -> Derivation:
-    """mu_theta(x_t, t): mu_q (eq. (93)) with x_0 replaced by the prediction x_0_hat, eq. (94)."""
-    domains = {
-        "x_t": "real",
-        "x_0_hat": "real",
-        "alpha_t": "unit",
-        "alpha_bar_t": "open_unit",
-        "alpha_bar_prev": "unit",
-    }
+    """mu_theta(x_t, t): mu_q (eq. (93)) with x_0 replaced by the prediction x_0_hat, eq. (94).
+
+    No closed form of its own: the runtime layers compute mu_theta by calling mu_q at
+    x_0 = x_0_hat (one source for the formula)."""
     steps = [Step(_mu_q_expr(x_0_hat), "definition", "the mean of p_theta(x_{t-1} | x_t)", eq=94)]
-    results = (
-        ClosedForm(
-            "mu_theta",
-            (94,),
-            _mu_q_expr(x_0_hat),
-            ("x_t", "x_0_hat", "alpha_t", "alpha_bar_t", "alpha_bar_prev"),
-            domains,
-            "Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat",
-            lhs=r"\mu_\theta(x_t, t)",
-            line=94,
-        ),
-    )
-    return Derivation("the x_0-parameterized mean", (94,), steps, results=results)
+    return Derivation("the x_0-parameterized mean", (94,), steps)
 
 
 @register(100)

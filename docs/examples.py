@@ -51,12 +51,13 @@ print(s.alpha_bar_t[999], V.q_var(alpha_bar_t=s.alpha_bar_t[999]))
 """,
     "noise_params": """\
 import reference.noise_params as N
+import reference.vdm as V
 
 # the x_0-loss weight of eq. (99) is half the SNR drop, eq. (108)
 a_prev, a_t = 0.9, 0.9 * 0.95
 snr_s, snr_t = N.snr(alpha_bar_t=a_prev), N.snr(alpha_bar_t=a_t)
-print(N.x0_loss_weight(alpha_t=0.95, alpha_bar_prev=a_prev),
-      N.x0_loss_weight_snr(snr_s=snr_s, snr_t=snr_t))
+w = V.x_0_loss_weight(alpha_t=0.95, alpha_bar_t=a_t, alpha_bar_prev=a_prev)
+print(w, N.x0_loss_weight_snr(snr_s=snr_s, snr_t=snr_t))
 """,
     "interpretations": """\
 import reference.interpretations as I

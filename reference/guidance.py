@@ -7,15 +7,14 @@ Gaussian-mixture classifier (one Gaussian component per class y) is hand-written
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
+from reference import _mixture
 from reference._args import as_float64
 from reference._generated.guidance import (  # noqa: F401
     cfg_score,
     classifier_guided_score,
     implicit_classifier_grad,
 )
-from reference.score import _component_log_probs, _mixture
 from udm import register
 
 
@@ -35,21 +34,22 @@ def mixture_class_log_prob(*, x, y, weights, means, variances) -> np.ndarray:
     Class y is component y: log p(y | x) = log c_y N(x; means_y, variances_y) - log p(x).
     x [..., D], y broadcastable to x[..., 0] -> [...].
     """
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     x = as_float64("x", x)
     y = _label(y, len(weights))
-    logits = np.log(weights) + _component_log_probs(x, means, variances)
-    chosen = np.take_along_axis(logits, np.broadcast_to(y, logits.shape[:-1])[..., None], -1)
-    return chosen[..., 0] - logsumexp(logits, axis=-1)
+    log_post = _mixture.log_posterior(x, weights, means, variances)  # [..., K]
+    y = np.broadcast_to(y, log_post.shape[:-1])[..., None]
+    return np.take_along_axis(log_post, y, axis=-1)[..., 0]
 
 
 @register(163, 165)
 def mixture_conditional_score(*, x, y, weights, means, variances) -> np.ndarray:
     """grad log p(x | y) = -(x - means_y) / variances_y (class y is component y), eqs. (163), (165)."""
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     x = as_float64("x", x)
     y = np.broadcast_to(_label(y, len(weights)), x.shape[:-1])
-    return -(x - means[y]) / variances[y]
+    components = _mixture.component_scores(x, means, variances)  # [..., K, D]
+    return np.take_along_axis(components, y[..., None, None], axis=-2)[..., 0, :]
 
 
 @register(165, 167)
@@ -58,8 +58,6 @@ def mixture_classifier_grad(*, x, y, weights, means, variances) -> np.ndarray:
 
     = grad log p(x | y) - grad log p(x): the conditional minus the unconditional score.
     """
-    from reference.score import gaussian_mixture_score
-
-    return mixture_conditional_score(
-        x=x, y=y, weights=weights, means=means, variances=variances
-    ) - gaussian_mixture_score(x=x, weights=weights, means=means, variances=variances)
+    cond = mixture_conditional_score(x=x, y=y, weights=weights, means=means, variances=variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
+    return cond - _mixture.score(as_float64("x", x), weights, means, variances)

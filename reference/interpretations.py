@@ -9,9 +9,7 @@ denoiser.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.special import logsumexp
-
+from reference import _mixture
 from reference._args import as_float64
 from reference._generated.interpretations import (  # noqa: F401
     eps_from_score,
@@ -38,8 +36,8 @@ from reference._generated.interpretations import (  # noqa: F401
 from udm import register
 
 
-def _mixture_terms(x_t, weights, means, variances, alpha_bar_t):
-    """Validated arrays and, per component k, log(w_k N(x_t; a m_k, c_k I)), x_t - a m_k, c_k."""
+def _mixture_args(x_t, weights, means, variances, alpha_bar_t):
+    """Checked arrays: x_t [..., D], weights [K] (sum 1), means [K, D], variances [K] -> [K, D]."""
     x_t = as_float64("x_t", x_t, "real")
     weights = as_float64("weights", weights, "positive")
     means = as_float64("means", means, "real")
@@ -49,17 +47,7 @@ def _mixture_terms(x_t, weights, means, variances, alpha_bar_t):
         raise ValueError("weights [K], means [K, D] and variances [K] must agree in K")
     if means.shape[0] != weights.shape[0] or x_t.shape[-1:] != means.shape[1:]:
         raise ValueError(f"x_t [..., D] and means [K, D] disagree: {x_t.shape}, {means.shape}")
-    if not np.isclose(weights.sum(), 1.0, rtol=1e-9, atol=0):
-        raise ValueError("weights must sum to 1")
-    a = np.sqrt(alpha_bar_t)[..., None, None]  # [..., 1, 1]
-    ab = alpha_bar_t[..., None]  # [..., 1]
-    c = ab * variances + (1 - ab)  # [..., K]: a^2 v_k + 1 - alpha_bar, two positive terms
-    diff = x_t[..., None, :] - a * means  # [..., K, D]
-    d = means.shape[1]
-    log_comp = (
-        np.log(weights) - 0.5 * d * np.log(2 * np.pi * c) - 0.5 * np.sum(diff**2, axis=-1) / c
-    )
-    return log_comp, diff, c, a, variances, means
+    return (x_t, *_mixture.check(weights, means, variances), alpha_bar_t)
 
 
 @register(131)
@@ -68,11 +56,12 @@ def gaussian_mixture_log_prob(*, x_t, weights, means, variances, alpha_bar_t):
 
     x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps is again a mixture:
     p(x_t) = sum_k w_k N(sqrt(alpha_bar_t) m_k, (alpha_bar_t v_k + 1 - alpha_bar_t) I), summed
-    with logsumexp. Shapes: x_t [..., D]; weights [K] (sum 1); means [K, D]; variances [K];
-    alpha_bar_t in (0, 1], shape broadcasting against x_t[..., 0]. Returns [...].
+    with logsumexp (`reference._mixture`). Shapes: x_t [..., D]; weights [K] (sum 1); means
+    [K, D]; variances [K]; alpha_bar_t in (0, 1], shape broadcasting against x_t[..., 0].
+    Returns [...].
     """
-    log_comp, *_ = _mixture_terms(x_t, weights, means, variances, alpha_bar_t)
-    return logsumexp(log_comp, axis=-1)
+    x_t, weights, means, variances, ab = _mixture_args(x_t, weights, means, variances, alpha_bar_t)
+    return _mixture.log_prob(x_t, weights, *_mixture.vp_perturbed(means, variances, ab))
 
 
 @register(131)
@@ -83,9 +72,8 @@ def gaussian_mixture_score(*, x_t, weights, means, variances, alpha_bar_t):
     responsibilities r_k = softmax_k(log w_k + log N_k) (logsumexp) and c_k = alpha_bar_t v_k +
     1 - alpha_bar_t. Shapes as `gaussian_mixture_log_prob`; returns [..., D].
     """
-    log_comp, diff, c, *_ = _mixture_terms(x_t, weights, means, variances, alpha_bar_t)
-    r = np.exp(log_comp - logsumexp(log_comp, axis=-1, keepdims=True))
-    return -np.sum((r / c)[..., None] * diff, axis=-2)
+    x_t, weights, means, variances, ab = _mixture_args(x_t, weights, means, variances, alpha_bar_t)
+    return _mixture.score(x_t, weights, *_mixture.vp_perturbed(means, variances, ab))
 
 
 @register(131, 132)
@@ -96,9 +84,5 @@ def gaussian_mixture_posterior_mean(*, x_t, weights, means, variances, alpha_bar
     (x_t - sqrt(alpha_bar_t) m_k); the mixture posterior weights them by r_k(x_t).
     Shapes as `gaussian_mixture_log_prob`; returns [..., D].
     """
-    log_comp, diff, c, a, variances, means = _mixture_terms(
-        x_t, weights, means, variances, alpha_bar_t
-    )
-    r = np.exp(log_comp - logsumexp(log_comp, axis=-1, keepdims=True))
-    comp_mean = means + (a[..., 0] * variances / c)[..., None] * diff  # [..., K, D]
-    return np.sum(r[..., None] * comp_mean, axis=-2)
+    x_t, weights, means, variances, ab = _mixture_args(x_t, weights, means, variances, alpha_bar_t)
+    return _mixture.vp_posterior_mean(x_t, weights, means, variances, ab)

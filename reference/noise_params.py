@@ -17,11 +17,19 @@ from reference._generated.noise_params import (  # noqa: F401
     one_minus_alpha_bar_from_omega,
     snr,
     snr_from_omega,
-    x0_loss_weight,
     x0_loss_weight_from_alpha_bars,
     x0_loss_weight_snr,
 )
 from udm import register
+
+
+def __getattr__(name: str):
+    # removed: eq. (99)'s one weight is x_0_loss_weight, in the notation's spelling
+    moved = {
+        "x0_loss_weight": "reference.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
+    }
+    why = f"was removed: use {moved[name]}" if name in moved else "does not exist"
+    raise AttributeError(f"{__name__}.{name} {why}")
 
 
 @register(110, 111)

@@ -15,8 +15,8 @@ import itertools
 from collections.abc import Callable
 
 import numpy as np
-from scipy.special import logsumexp
 
+from reference import _mixture
 from reference._args import as_float64
 from reference._generated.score import (  # noqa: F401
     dsm_esm_gap,
@@ -29,22 +29,6 @@ from reference._generated.score import (  # noqa: F401
 from udm import checks, register
 
 # --- argument checks (private) --------------------------------------------------------------
-
-
-def _mixture(weights, means, variances):
-    weights = as_float64("weights", weights, "positive")
-    means = as_float64("means", means)
-    variances = as_float64("variances", variances, "positive")
-    if weights.ndim != 1 or means.ndim != 2 or means.shape[0] != weights.shape[0]:
-        raise ValueError(
-            f"weights must be [K] and means [K, D]; got {weights.shape} and {means.shape}"
-        )
-    if abs(weights.sum() - 1.0) > 1e-9:
-        raise ValueError(f"weights must sum to 1, got {weights.sum()!r}")
-    if variances.ndim == 1:
-        variances = variances[:, None]
-    variances = np.broadcast_to(variances, means.shape)
-    return weights, means, variances
 
 
 def _count(name: str, n) -> int:
@@ -71,20 +55,14 @@ def _rng(rng) -> np.random.Generator:
 # --- the Gaussian-mixture oracle, eqs. (159), (160) ------------------------------------------
 
 
-def _component_log_probs(x, means, variances):
-    d = x[..., None, :] - means  # [..., K, D]
-    return -0.5 * np.sum(d**2 / variances + np.log(2 * np.pi * variances), axis=-1)
-
-
 @register(159)
 def gaussian_mixture_log_prob(*, x, weights, means, variances) -> np.ndarray:
     """log p(x) of the Gaussian mixture sum_k c_k N(means_k, diag(variances_k)), eq. (159).
 
-    x [..., D] -> [...]; by logsumexp over components.
+    x [..., D] -> [...]; by logsumexp over components (`reference._mixture`).
     """
-    weights, means, variances = _mixture(weights, means, variances)
-    x = as_float64("x", x)
-    return logsumexp(np.log(weights) + _component_log_probs(x, means, variances), axis=-1)
+    weights, means, variances = _mixture.check(weights, means, variances)
+    return _mixture.log_prob(as_float64("x", x), weights, means, variances)
 
 
 @register(159)
@@ -94,11 +72,8 @@ def gaussian_mixture_score(*, x, weights, means, variances) -> np.ndarray:
     sum_k r_k(x) (-(x - means_k) / variances_k), r = the posterior responsibilities
     (softmax of the component log-densities). x [..., D] -> [..., D].
     """
-    weights, means, variances = _mixture(weights, means, variances)
-    x = as_float64("x", x)
-    logits = np.log(weights) + _component_log_probs(x, means, variances)
-    resp = np.exp(logits - logsumexp(logits, axis=-1, keepdims=True))
-    return np.sum(resp[..., None] * (-(x[..., None, :] - means) / variances), axis=-2)
+    weights, means, variances = _mixture.check(weights, means, variances)
+    return _mixture.score(as_float64("x", x), weights, means, variances)
 
 
 @register(159, 160)
@@ -109,7 +84,7 @@ def vp_perturbed_mixture(*, weights, means, variances, alpha_bar_t):
     (generated `vp_component_mean` / `vp_component_var`); weights are unchanged.
     alpha_bar_t is a scalar in (0, 1]. Returns (weights, means, variances [K, D]).
     """
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     return (
         weights,
         vp_component_mean(mean=means, alpha_bar_t=alpha_bar_t),
@@ -120,7 +95,7 @@ def vp_perturbed_mixture(*, weights, means, variances, alpha_bar_t):
 @register(160)
 def noise_perturbed_mixture(*, weights, means, variances, sigma):
     """The mixture of eq. (159) perturbed by N(0, sigma^2 I) (eq. (160)): variances + sigma^2."""
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     return weights, means, perturbed_var(var=variances, sigma=sigma)
 
 

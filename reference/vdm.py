@@ -31,7 +31,6 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     log_snr_from_log_alpha_bar,
     log_var_q_from_log_alpha_bars,
     mu_q,
-    mu_theta,
     q_mean,
     q_sample,
     q_var,
@@ -42,6 +41,15 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     x_0_loss_weight,
 )
 from udm import checks, register
+
+
+@register(94)
+def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
+    """Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94): mu_q (eq. (84),
+    generated) with x_0 replaced by x_0_hat. Domains and shapes as `mu_q`."""
+    alphas = {"alpha_t": alpha_t, "alpha_bar_t": alpha_bar_t, "alpha_bar_prev": alpha_bar_prev}
+    return mu_q(x_t=x_t, x_0=as_float64("x_0_hat", x_0_hat, "real"), **alphas)
+
 
 # The ELBO of eqs. (34)-(58): the per-t terms are generated (reference._generated.vdm); the
 # functions below assemble them over a whole schedule alpha_1..alpha_T (hand-written: the
@@ -418,13 +426,12 @@ _BUILDERS = {
 def prior_kl_term(*, x_0, alpha_bar_t):
     """Prior matching term of eq. (58), KL(q(x_T | x_0) || N(0, I)) per coordinate, by eq. (86).
 
-    Pass alpha_bar_t = alpha_bar_T. Sum over coordinates for the term of one sample.
+    Pass alpha_bar_t = alpha_bar_T (in (0, 1)). Sum over coordinates for the term of one
+    sample. The generated `elbo_prior_term`: (alpha_bar x_0^2 + expm1mx(log1p(-alpha_bar))) / 2,
+    full relative accuracy even at alpha_bar_T ~ 1e-9 (where kl_normal with var_q = 1 -
+    alpha_bar_T would lose the digits of 1 - alpha_bar_T's rounding).
     """
-    x_0 = as_float64("x_0", x_0)
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
-    return kl_normal(
-        mean_q=np.sqrt(alpha_bar_t) * x_0, var_q=1 - alpha_bar_t, mean_p=0.0, var_p=1.0
-    )
+    return elbo_prior_term(x_0=x_0, alpha_bar_t=alpha_bar_t)
 
 
 @register(58)

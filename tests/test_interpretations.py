@@ -289,11 +289,11 @@ def test_three_losses_equal_the_kl_sample_by_sample(device, pair, x_0, eps, err)
             ref.score_loss(score=float(score), score_hat=float(score_hat), **kw),
         ],
         [l_x, l_e, l_s],
-        # the generated reference forms 1 - alpha_t alpha_bar_{t-1} by subtraction (relative
-        # error up to 2 ulp / (1 - alpha_bar_t)); torch adds (1 - alpha_t) + alpha_t (1 -
-        # alpha_bar_{t-1}) without cancellation. Measured: 1.1e-11 at 1 - alpha_bar_t = 2e-6,
-        # where torch is within 1e-15 of a 50-digit value.
-        rtol=1e-12 + 4 * F64_EPS / (1 - ab),
+        # both layers form 1 - alpha_t alpha_bar_{t-1} as (1 - alpha_t) + alpha_t (1 -
+        # alpha_bar_{t-1}), without cancellation (the reference through
+        # derivations._stable.one_minus_product; it used to subtract, 1.1e-11 off at
+        # 1 - alpha_bar_t = 2e-6)
+        rtol=1e-12,
     )
 
 
@@ -303,7 +303,7 @@ def test_weights_convert_by_snr_and_one_minus_alpha_bar(pair):
     """w_eps = w_x / SNR(t) and w_score = w_eps (1 - alpha_bar_t), with the paper's original
     weights (eqs. (130), (148): 1 / (2 sigma_q^2) times (1 - alpha_t)^2 / ((1 - alpha_bar) alpha_t)
     and (1 - alpha_t)^2 / alpha_t) typed from the paper here."""
-    import reference.noise_params as np_ref
+    import reference.vdm as vdm_ref
 
     alpha_t, alpha_bar_prev = pair
     ab = alpha_t * alpha_bar_prev
@@ -315,7 +315,7 @@ def test_weights_convert_by_snr_and_one_minus_alpha_bar(pair):
     # the generated reference prints 1 - alpha_t alpha_bar_prev as written: it loses
     # eps / (1 - alpha_bar_t) relative accuracy to cancellation near alpha_bar_t = 1
     rtol_ref = 1e-12 + 8 * F64_EPS / one_minus_ab
-    w_x = np_ref.x0_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
+    w_x = vdm_ref.x_0_loss_weight(alpha_t=alpha_t, alpha_bar_t=ab, alpha_bar_prev=alpha_bar_prev)
     w_e = ref.eps_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
     w_s = ref.score_loss_weight(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
     np.testing.assert_allclose(w_e, want_e, rtol=rtol_ref)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import torch_impl.interpretations as tim_interp
 from udm.model import data
 from udm.model import train as trainer
 from udm.model.config import Config
@@ -157,20 +158,21 @@ def test_conditional_model_with_guidance_trains_and_samples(
 
 
 def _exact_mixture_x_0(schedule):
-    """E[x_0 | x_t] for the built-in mixture (isotropic components N(m_k, s^2 I)):
-    x_t | k ~ N(sqrt(ab) m_k, (ab s^2 + 1 - ab) I), and within component k the posterior
-    mean is m_k + sqrt(ab) s^2 / (ab s^2 + 1 - ab) (x_t - sqrt(ab) m_k)."""
-    means = torch.tensor(data.MIXTURE_MEANS, dtype=torch.float64)
-    s2 = data.MIXTURE_STD**2
+    """E[x_0 | x_t] for the built-in mixture (isotropic components N(m_k, s^2 I)), by the
+    mixture oracle `torch_impl.interpretations.gaussian_mixture_posterior_mean` (tied to
+    quadrature and importance sampling in tests/test_interpretations.py)."""
+    k = len(data.MIXTURE_MEANS)
+    mixture = {
+        "weights": torch.full((k,), 1 / k, dtype=torch.float64),
+        "means": torch.tensor(data.MIXTURE_MEANS, dtype=torch.float64),
+        "variances": torch.full((k,), data.MIXTURE_STD**2, dtype=torch.float64),
+    }
 
     def x_0_hat(x_t, t, y=None):
-        ab = schedule.gather("alpha_bar_t", t, x_t).double()
-        x = x_t.double()
-        var = ab * s2 + 1 - ab
-        centred = x[:, None, :] - ab.sqrt()[:, None, :] * means
-        weights = torch.softmax(-(centred**2).sum(-1) / (2 * var), -1)
-        post = means + (ab.sqrt() * s2 / var)[:, None, :] * centred
-        return (weights[..., None] * post).sum(1).to(x_t.dtype)
+        ab = schedule.gather("alpha_bar_t", t, x_t)[:, 0].double()
+        return tim_interp.gaussian_mixture_posterior_mean(
+            x_t=x_t.double(), **mixture, alpha_bar_t=ab
+        ).to(x_t.dtype)
 
     return x_0_hat
 

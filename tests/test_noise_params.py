@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import reference.noise_params as ref
 import reference.vdm as ref_vdm
 import torch_impl.noise_params as tim
+import torch_impl.vdm as tim_vdm
 from tests.devices import DEVICES
 from tests.strategies import schedules
 
@@ -47,13 +48,14 @@ def test_snr_weight_equals_original_weight_at_every_t(device, alphas):
     # SNR(t-1) - SNR(t) cancels when the steps are small: error <= few ulp of SNR(t-1)
     atol = 16 * F64_EPS * snr_s
     assert np.all(np.abs(by_snr - paper) <= 1e-10 * paper + atol)
-    got = tim.x0_loss_weight(alpha_t=_t(a, device=device), alpha_bar_prev=_t(abp, device=device))
-    np.testing.assert_allclose(got.cpu().numpy(), paper, rtol=1e-12)
-    np.testing.assert_allclose(
-        ref.x0_loss_weight(alpha_t=a, alpha_bar_prev=abp),
-        paper,
-        rtol=1e-12 + 8 * F64_EPS / one_minus.min(),
-    )
+    # eq. (99)'s one weight, x_0_loss_weight (both layers): it reads 1 - alpha_bar_t off the
+    # given alpha_bar_t, which differs from the cancellation-free `one_minus` by the rounding
+    # of alpha_bar_t: 8 eps / (1 - alpha_bar_t) relative on top of a few roundings
+    rtol = 1e-12 + 8 * F64_EPS / one_minus.min()
+    kw = {"alpha_t": a, "alpha_bar_t": ab, "alpha_bar_prev": abp}
+    got = tim_vdm.x_0_loss_weight(**{k: _t(v, device=device) for k, v in kw.items()})
+    np.testing.assert_allclose(got.cpu().numpy(), paper, rtol=rtol)
+    np.testing.assert_allclose(ref_vdm.x_0_loss_weight(**kw), paper, rtol=rtol)
     omega = np.log(one_minus) - np.log(ab)
     omega_s = np.log1p(-abp) - np.log(abp)
     stable = tim.x0_loss_weight_from_omega(
@@ -417,7 +419,22 @@ def test_losses_match_the_snr_form_per_sample(device):
         ),
         (lambda: tim.snr(alpha_bar_t=1.0), ValueError, r"alpha_bar_t must lie in \(0, 1\)"),
         (lambda: ref.snr(alpha_bar_t=1.0), ValueError, r"alpha_bar_t must lie in \(0, 1\)"),
-        (lambda: ref.x0_loss_weight(alpha_t=1.0, alpha_bar_prev=0.5), ValueError, "alpha_t"),
+        (
+            lambda: ref_vdm.x_0_loss_weight(alpha_t=1.5, alpha_bar_t=0.5, alpha_bar_prev=0.6),
+            ValueError,
+            "alpha_t",
+        ),
+        # the second spelling of eq. (99)'s weight is gone from both layers, with a pointer
+        (
+            lambda: ref.x0_loss_weight,
+            AttributeError,
+            r"removed: use reference\.vdm\.x_0_loss_weight",
+        ),
+        (
+            lambda: tim.x0_loss_weight,
+            AttributeError,
+            r"removed: use torch_impl\.vdm\.x_0_loss_weight",
+        ),
         (lambda: tim.x0_loss_weight_snr(snr_s=-1.0, snr_t=1.0), ValueError, "snr_s must be > 0"),
         (
             lambda: ref.optimal_continuous_loss_gaussian(

@@ -198,7 +198,10 @@ def test_udm_eq_json_has_the_promised_keys():
     assert {"number", "section", "latex", "status", "implementations", "tests"} <= set(obj)
     assert set(obj["implementations"]) == set(registry.LAYERS)
     assert "torch_impl.vdm.kl_normal" in obj["implementations"]["torch_impl"]
-    assert obj["derivations"][0]["steps"][-1]["rule"] == "expectation"
+    steps = obj["derivations"][0]["steps"]
+    assert [s["rule"] for s in steps if s["eq"] == 86] == ["expectation"]
+    # then the form the reference evaluates (r - 1 - log r = expm1mx(log r)), proved equal
+    assert steps[-1]["rule"] == "algebra" and "expm1" in steps[-1]["why"]
 
 
 ERRATA = {22, 45, 132, 133, 149, 150, 151, 161}
@@ -271,9 +274,10 @@ def test_udm_verify_fails_on_a_broken_step(monkeypatch):
 
     def broken():
         d = original()
-        last = d.steps[-1]
-        d.steps[-1] = Step(
-            last.expr + sp.Rational(1, 10**6), last.rule, last.why, last.eq, over=last.over
+        i = next(i for i, s in enumerate(d.steps) if s.eq == 86)  # the expectation step
+        line = d.steps[i]
+        d.steps[i] = Step(
+            line.expr + sp.Rational(1, 10**6), line.rule, line.why, line.eq, over=line.over
         )
         return d
 

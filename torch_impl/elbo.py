@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from torch_impl import _stable
 from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
@@ -84,16 +85,17 @@ def elbo(*, x_0, w, b, var_x, mean_q, var_q) -> torch.Tensor:
 def kl_to_posterior(*, x_0, w, b, var_x, mean_q, var_q) -> torch.Tensor:
     r"""KL(q(z | x) || p(z | x)) = log p(x) - ELBO, eqs. (15), (16), in closed form.
 
-    Computed directly as a Gaussian KL (r - 1 - log r via expm1, r = var_q / var_post), not
-    as the difference log p(x) - ELBO, which would cancel catastrophically near the optimum.
+    Computed directly as a Gaussian KL (r - 1 - log r = expm1mx(log r), r = var_q / var_post,
+    `torch_impl._stable`), not as the difference log p(x) - ELBO, which would cancel
+    catastrophically near the optimum.
     """
     x_0, w, b, var_x = _model(x_0, w, b, var_x)
     mean_q, var_q = _q(mean_q, var_q, x_0)
     check_broadcast(x_0=x_0, w=w, b=b, var_x=var_x, mean_q=mean_q, var_q=var_q)
     s = w**2 + var_x
     mean_post, var_post = w * (x_0 - b) / s, var_x / s
-    log_r = torch.log(var_q) - torch.log(var_post)
-    return 0.5 * (torch.expm1(log_r) - log_r + (mean_q - mean_post) ** 2 / var_post)
+    variances = _stable.expm1mx(_stable.log_ratio(var_q, var_post))
+    return 0.5 * (variances + (mean_q - mean_post) ** 2 / var_post)
 
 
 @register(3, 7, 8)

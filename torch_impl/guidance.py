@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import torch
 
+from torch_impl import _mixture
 from torch_impl._tensors import check_broadcast, tensor_arg
-from torch_impl.score import _component_log_probs, _prep, gaussian_mixture_score
 from udm import checks, register
 
 
@@ -106,31 +106,31 @@ def mixture_class_log_prob(*, x, y, weights, means, variances) -> torch.Tensor:
     (a perturbed mixture). x [..., D] -> [...].
     """
     x = tensor_arg("x", x)
-    weights, means, variances = _prep(weights, means, variances)
-    logits = torch.log(weights) + _component_log_probs(x, means, variances)
+    weights, means, variances = _mixture.check_batched(weights, means, variances)
+    log_post = _mixture.log_posterior(x, weights, means, variances)  # [..., K]
     y = _labels(y, x, weights.shape[-1])
-    return logits.gather(-1, y.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, -1)
+    return log_post.gather(-1, y.unsqueeze(-1)).squeeze(-1)
 
 
 @register(163, 165)
 def mixture_conditional_score(*, x, y, weights, means, variances) -> torch.Tensor:
     """grad log p(x | y) = -(x - means_y) / variances_y (class y = component y), eqs. (163), (165)."""
     x = tensor_arg("x", x)
-    weights, means, variances = _prep(weights, means, variances)
-    variances = variances.expand(*variances.shape[:-1], x.shape[-1])
+    weights, means, variances = _mixture.check_batched(weights, means, variances)
     y = _labels(y, x, weights.shape[-1])
+    components = _mixture.component_scores(x, means, variances)  # [..., K, D]
+    components = components.expand(*x.shape[:-1], *components.shape[-2:])
     idx = y[..., None, None].expand(*y.shape, 1, x.shape[-1])
-    m = means.expand(*x.shape[:-1], *means.shape[-2:]).gather(-2, idx).squeeze(-2)
-    v = variances.expand(*x.shape[:-1], *variances.shape[-2:]).gather(-2, idx).squeeze(-2)
-    return -(x - m) / v
+    return components.gather(-2, idx).squeeze(-2)
 
 
 @register(165, 167)
 def mixture_classifier_grad(*, x, y, weights, means, variances) -> torch.Tensor:
     """grad log p(y | x) of the mixture classifier, eqs. (165), (167): conditional minus
     unconditional score."""
-    kw = {"weights": weights, "means": means, "variances": variances}
-    return mixture_conditional_score(x=x, y=y, **kw) - gaussian_mixture_score(x=x, **kw)
+    cond = mixture_conditional_score(x=x, y=y, weights=weights, means=means, variances=variances)
+    x = tensor_arg("x", x)
+    return cond - _mixture.score(x, *_mixture.check_batched(weights, means, variances))
 
 
 __all__ = [

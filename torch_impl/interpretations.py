@@ -15,11 +15,10 @@ x_t elementwise (use `append_dims` for a per-sample [B] vector against [B, ...] 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn import functional as F
 
+from torch_impl import _mixture
 from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
@@ -282,7 +281,9 @@ def tweedie_mean(*, x_t, score, alpha_bar_t=None, log_snr=None) -> torch.Tensor:
 # --- exact oracle: Gaussian-mixture data --------------------------------------------------------
 
 
-def _mixture_terms(x_t, weights, means, variances, alpha_bar_t, log_snr):
+def _mixture_args(x_t, weights, means, variances, alpha_bar_t, log_snr):
+    """Checked tensors x_t, weights [K], means [K, D], variances [K, D] and the noise level
+    as (alpha_bar_t, 1 - alpha_bar_t), both accurate when given as log_snr."""
     x_t = tensor_arg("x_t", x_t)
     weights = tensor_arg("weights", weights, "positive", like=x_t)
     means = tensor_arg("means", means, like=x_t)
@@ -293,19 +294,9 @@ def _mixture_terms(x_t, weights, means, variances, alpha_bar_t, log_snr):
         raise ValueError(
             f"x_t [..., D] and means [K, D] disagree: {tuple(x_t.shape)}, {tuple(means.shape)}"
         )
-    if not torch.isclose(weights.sum(), weights.new_tensor(1.0), rtol=1e-6, atol=0):
-        raise ValueError("weights must sum to 1")
+    weights, means, variances = _mixture.check(weights, means, variances)
     sa, _, one_minus = _scales(alpha_bar_t, log_snr, x_t, need_noise=False)
-    ab = (sa * sa).unsqueeze(-1)  # [..., 1]
-    c = ab * variances + one_minus.unsqueeze(-1)  # [..., K]: two positive terms
-    diff = x_t.unsqueeze(-2) - sa.unsqueeze(-1).unsqueeze(-1) * means  # [..., K, D]
-    d = means.shape[1]
-    log_comp = (
-        weights.log()
-        - 0.5 * d * (torch.log(c) + math.log(2 * math.pi))
-        - 0.5 * diff.square().sum(-1) / c
-    )
-    return log_comp, diff, c, sa, variances, means
+    return x_t, weights, means, variances, sa * sa, one_minus
 
 
 @register(131)
@@ -315,11 +306,12 @@ def gaussian_mixture_log_prob(
     r"""log p(x_t) for x_0 ~ sum_k w_k N(m_k, v_k I): a mixture again, eq. (131)'s p(x_t).
 
     p(x_t) = sum_k w_k N(sqrt(alpha_bar_t) m_k, (alpha_bar_t v_k + 1 - alpha_bar_t) I), with
-    logsumexp. Shapes: x_t [..., D]; weights [K]; means [K, D]; variances [K]; the noise
-    level broadcasts against x_t[..., 0]. Returns [...]. Differentiable (autograd score).
+    logsumexp (`torch_impl._mixture`). Shapes: x_t [..., D]; weights [K]; means [K, D];
+    variances [K]; the noise level broadcasts against x_t[..., 0]. Returns [...].
+    Differentiable (autograd score).
     """
-    log_comp, *_ = _mixture_terms(x_t, weights, means, variances, alpha_bar_t, log_snr)
-    return torch.logsumexp(log_comp, dim=-1)
+    x_t, w, m, v, ab, om = _mixture_args(x_t, weights, means, variances, alpha_bar_t, log_snr)
+    return _mixture.log_prob(x_t, w, *_mixture.vp_perturbed(m, v, ab, om))
 
 
 @register(131)
@@ -331,9 +323,8 @@ def gaussian_mixture_score(
     -sum_k r_k(x_t) (x_t - sqrt(alpha_bar_t) m_k) / c_k, r = softmax(log w_k + log N_k).
     Returns [..., D].
     """
-    log_comp, diff, c, *_ = _mixture_terms(x_t, weights, means, variances, alpha_bar_t, log_snr)
-    r = torch.softmax(log_comp, dim=-1)
-    return -((r / c).unsqueeze(-1) * diff).sum(-2)
+    x_t, w, m, v, ab, om = _mixture_args(x_t, weights, means, variances, alpha_bar_t, log_snr)
+    return _mixture.score(x_t, w, *_mixture.vp_perturbed(m, v, ab, om))
 
 
 @register(131, 132)
@@ -345,9 +336,5 @@ def gaussian_mixture_posterior_mean(
     sum_k r_k(x_t) [m_k + sqrt(alpha_bar_t) v_k / c_k (x_t - sqrt(alpha_bar_t) m_k)].
     Returns [..., D].
     """
-    log_comp, diff, c, sa, variances, means = _mixture_terms(
-        x_t, weights, means, variances, alpha_bar_t, log_snr
-    )
-    r = torch.softmax(log_comp, dim=-1)
-    comp_mean = means + (sa.unsqueeze(-1) * variances / c).unsqueeze(-1) * diff
-    return (r.unsqueeze(-1) * comp_mean).sum(-2)
+    x_t, w, m, v, ab, om = _mixture_args(x_t, weights, means, variances, alpha_bar_t, log_snr)
+    return _mixture.vp_posterior_mean(x_t, w, m, v, ab, om)

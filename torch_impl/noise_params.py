@@ -17,6 +17,16 @@ from torch.nn import functional as F
 from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import checks, register
 
+
+def __getattr__(name: str):
+    # removed: eq. (99)'s one weight is x_0_loss_weight, in the notation's spelling
+    moved = {
+        "x0_loss_weight": "torch_impl.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
+    }
+    why = f"was removed: use {moved[name]}" if name in moved else "does not exist"
+    raise AttributeError(f"{__name__}.{name} {why}")
+
+
 # --- eqs. (101)-(110): the x_0-loss weight as an SNR difference ----------------------------
 
 
@@ -28,24 +38,6 @@ def snr(*, alpha_bar_t) -> torch.Tensor:
     """
     alpha_bar_t = tensor_arg("alpha_bar_t", alpha_bar_t, "open_unit")
     return alpha_bar_t / (1 - alpha_bar_t)
-
-
-@register(101, 110)
-def x0_loss_weight(*, alpha_t, alpha_bar_prev) -> torch.Tensor:
-    r"""Weight of :math:`\lVert\hat x_\theta - x_0\rVert^2` at step t >= 2, eqs. (101), (110).
-
-    Paper's form :math:`\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1 -
-    \bar\alpha_t)^2}`, simplified to :math:`\frac{\bar\alpha_{t-1}(1 - \alpha_t)}{2(1 -
-    \bar\alpha_{t-1})(1 - \bar\alpha_t)}` with :math:`\bar\alpha_t = \alpha_t\bar\alpha_{t-1}`.
-    1 - alpha_t alpha_bar_prev is formed as (1 - alpha_t) + alpha_t (1 - alpha_bar_prev): a
-    sum of positive terms, no cancellation. Domains: alpha_t, alpha_bar_prev in (0, 1).
-    """
-    alpha_t = tensor_arg("alpha_t", alpha_t, "open_unit")
-    alpha_bar_prev = tensor_arg("alpha_bar_prev", alpha_bar_prev, "open_unit", like=alpha_t)
-    check_broadcast(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
-    beta, beta_bar_prev = 1 - alpha_t, 1 - alpha_bar_prev
-    one_minus_alpha_bar = beta + alpha_t * beta_bar_prev
-    return 0.5 * alpha_bar_prev * beta / (beta_bar_prev * one_minus_alpha_bar)
 
 
 @register(108)

@@ -14,28 +14,13 @@ from collections.abc import Callable
 
 import torch
 
+from torch_impl import _mixture
 from torch_impl._tensors import tensor_arg
 from udm import checks, register
 
 BETA_MIN, BETA_MAX = 0.1, 20.0  # Song et al. (2021) VP-SDE defaults
 
 # --- argument checks (private) ----------------------------------------------------------------
-
-
-def _mixture(weights, means, variances):
-    weights = tensor_arg("weights", weights, "positive")
-    means = tensor_arg("means", means, like=weights)
-    variances = tensor_arg("variances", variances, "positive", like=weights)
-    if weights.ndim != 1 or means.ndim != 2 or means.shape[0] != weights.shape[0]:
-        raise ValueError(
-            f"weights must be [K] and means [K, D]; got {tuple(weights.shape)} and "
-            f"{tuple(means.shape)}"
-        )
-    if abs(float(weights.sum()) - 1.0) > 1e-6:
-        raise ValueError(f"weights must sum to 1, got {float(weights.sum())!r}")
-    if variances.ndim == 1:
-        variances = variances[:, None]
-    return weights, means, variances.expand_as(means)
 
 
 def _count(name: str, n) -> int:
@@ -94,21 +79,6 @@ def score_from_energy(
 # --- the Gaussian-mixture oracle, eqs. (159), (160) ---------------------------------------------
 
 
-def _prep(weights, means, variances):
-    """Mixture tensors checked (positive weights/variances); variances [..., K] -> [..., K, 1]."""
-    weights = tensor_arg("weights", weights, "positive")
-    means = tensor_arg("means", means, like=weights)
-    variances = tensor_arg("variances", variances, "positive", like=weights)
-    if variances.ndim == means.ndim - 1:
-        variances = variances.unsqueeze(-1)
-    return weights, means, variances
-
-
-def _component_log_probs(x, means, variances):
-    d = x.unsqueeze(-2) - means  # [..., K, D]
-    return -0.5 * (d**2 / variances + torch.log(2 * math.pi * variances)).sum(-1)
-
-
 @register(159)
 def gaussian_mixture_log_prob(*, x, weights, means, variances) -> torch.Tensor:
     """log p(x) of the Gaussian mixture sum_k c_k N(means_k, diag(variances_k)), eq. (159).
@@ -117,9 +87,7 @@ def gaussian_mixture_log_prob(*, x, weights, means, variances) -> torch.Tensor:
     (a per-sample perturbed mixture, see `vp_perturbed_mixture`).
     """
     x = tensor_arg("x", x)
-    weights, means, variances = _prep(weights, means, variances)
-    logits = torch.log(weights) + _component_log_probs(x, means, variances)
-    return torch.logsumexp(logits, dim=-1)
+    return _mixture.log_prob(x, *_mixture.check_batched(weights, means, variances))
 
 
 @register(159)
@@ -129,10 +97,7 @@ def gaussian_mixture_score(*, x, weights, means, variances) -> torch.Tensor:
     r = softmax of the component log-densities (responsibilities). x [..., D] -> [..., D].
     """
     x = tensor_arg("x", x)
-    weights, means, variances = _prep(weights, means, variances)
-    logits = torch.log(weights) + _component_log_probs(x, means, variances)
-    resp = torch.softmax(logits, dim=-1)
-    return (resp.unsqueeze(-1) * (-(x.unsqueeze(-2) - means) / variances)).sum(-2)
+    return _mixture.score(x, *_mixture.check_batched(weights, means, variances))
 
 
 @register(159, 160)
@@ -142,10 +107,9 @@ def vp_perturbed_mixture(*, weights, means, variances, alpha_bar_t):
     Components N(mu, v) -> N(sqrt(alpha_bar_t) mu, alpha_bar_t v + 1 - alpha_bar_t).
     alpha_bar_t: scalar, or [B] for per-sample times (then means/variances are [B, K, D]).
     """
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     alpha_bar_t = tensor_arg("alpha_bar_t", alpha_bar_t, "unit", like=means)
-    a = alpha_bar_t.reshape(*alpha_bar_t.shape, 1, 1)
-    return weights, a.sqrt() * means, a * variances + (1 - a)
+    return weights, *_mixture.vp_perturbed(means, variances, alpha_bar_t, 1 - alpha_bar_t)
 
 
 @register(160)
@@ -154,7 +118,7 @@ def noise_perturbed_mixture(*, weights, means, variances, sigma):
 
     sigma: scalar or [B] (then variances are [B, K, D]).
     """
-    weights, means, variances = _mixture(weights, means, variances)
+    weights, means, variances = _mixture.check(weights, means, variances)
     sigma = tensor_arg("sigma", sigma, "positive", like=means)
     s = sigma.reshape(*sigma.shape, 1, 1)
     return weights, means.expand(*s.shape[:-2], *means.shape), variances + s**2

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from torch_impl import _stable
 from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
 
@@ -34,13 +35,14 @@ def kl_standard_normal(*, mean_q, var_q=None, log_var_q=None) -> torch.Tensor:
     r"""Prior-matching KL(N(mean_q, var_q) || N(0, 1)) per coordinate, eqs. (19)-(21).
 
     :math:`\tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2)`, computed as
-    (mean^2 + expm1(l) - l) / 2 with l = log var (>= 0 and accurate near var = 1). Sum over
+    (mean^2 + expm1mx(l)) / 2 with l = log var, expm1mx(l) = expm1(l) - l by its series near
+    0 (`torch_impl._stable`: >= 0 and full relative accuracy near var = 1). Sum over
     the last dimension for the diagonal encoder of eq. (20). Give var_q or log_var_q.
     """
     mean_q = tensor_arg("mean_q", mean_q)
     log_var = _log_var(var_q, log_var_q, "q", like=mean_q)
     check_broadcast(mean_q=mean_q, log_var_q=log_var)
-    return 0.5 * (mean_q**2 + torch.expm1(log_var) - log_var)
+    return 0.5 * (mean_q**2 + _stable.expm1mx(log_var))
 
 
 @register(20, 22)

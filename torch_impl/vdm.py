@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from torch_impl import _stable
 from torch_impl._tensors import append_dims, check_broadcast, tensor_arg
 from udm import checks, register
 
@@ -158,6 +159,14 @@ def posterior_coefficients(
     }
 
 
+def _x_0_weight(alpha_bar_prev, one_minus_alpha_t, one_minus_alpha_bar_prev, one_minus_alpha_bar_t):
+    """The eq. (99) weight from its four factors (each given without cancellation):
+    alpha_bar_{t-1} (1 - alpha_t) / (2 (1 - alpha_bar_{t-1}) (1 - alpha_bar_t)); inf at t = 1."""
+    return (
+        alpha_bar_prev * one_minus_alpha_t / (2 * one_minus_alpha_bar_prev * one_minus_alpha_bar_t)
+    )
+
+
 def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
     """All per-t coefficients in float64 from beta_t (float64, 1-D), by the pure functions above
     (log space); the one step written here is the scan log alpha_bar_t = cumsum log alpha_t."""
@@ -184,7 +193,7 @@ def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
         "snr": torch.exp(log_snr),
         "log_snr": log_snr,
         # eq. (99) with sigma_q^2 inserted: (SNR(t-1) - SNR(t)) / 2; inf at t = 1
-        "x_0_loss_weight": ab_prev * beta / (2 * om_ab_prev * om_ab),
+        "x_0_loss_weight": _x_0_weight(ab_prev, beta, om_ab_prev, om_ab),
         # eq. (84): mu_q = coef_x_t x_t + coef_x_0 x_0
         "mu_q_coef_x_t": posterior["coef_x_t"],
         "mu_q_coef_x_0": posterior["coef_x_0"],
@@ -476,16 +485,18 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
 
     :math:`\tfrac12\left[\log\frac{\sigma_p^2}{\sigma_q^2} - 1 + \frac{\sigma_q^2 + (\mu_q -
     \mu_p)^2}{\sigma_p^2}\right]`; sum over coordinates for a diagonal covariance. Written
-    as r - 1 - log r with r = var_q / var_p, computed as expm1(l) - l, l = log r, which keeps
-    the variance term >= 0 and accurate when the variances nearly agree.
+    as r - 1 - log r with r = var_q / var_p, computed as expm1mx(l) = expm1(l) - l (a series
+    near 0), l = log r as log1p((var_q - var_p) / var_p) near r = 1 (`torch_impl._stable`):
+    the variance term stays >= 0 and keeps full relative accuracy when the variances nearly
+    agree (tests/test_kl_precision.py: <= 1e-13 against 50-digit values).
     """
     mean_q = tensor_arg("mean_q", mean_q)
     mean_p = tensor_arg("mean_p", mean_p, like=mean_q)
     var_q = tensor_arg("var_q", var_q, "positive", like=mean_q)
     var_p = tensor_arg("var_p", var_p, "positive", like=mean_q)
     check_broadcast(mean_q=mean_q, var_q=var_q, mean_p=mean_p, var_p=var_p)
-    log_ratio = torch.log(var_q) - torch.log(var_p)
-    return 0.5 * (torch.expm1(log_ratio) - log_ratio + (mean_q - mean_p) ** 2 / var_p)
+    variances = _stable.expm1mx(_stable.log_ratio(var_q, var_p))
+    return 0.5 * (variances + (mean_q - mean_p) ** 2 / var_p)
 
 
 LOG2 = math.log(2.0)
@@ -495,13 +506,10 @@ LOG2 = math.log(2.0)
 def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
     r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
 
-    The form of mu_q (eq. (93)) with x_0 replaced by x_0_hat.
+    `mu_q` (eq. (93)) at x_0 = x_0_hat.
     """
-    x_t = tensor_arg("x_t", x_t)
-    x_0_hat = tensor_arg("x_0_hat", x_0_hat, like=x_t)
-    a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, x_t)
-    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
-    return (a.sqrt() * (1 - abp) * x_t + abp.sqrt() * (1 - a) * x_0_hat) / (1 - ab)
+    alphas = {"alpha_t": alpha_t, "alpha_bar_t": alpha_bar_t, "alpha_bar_prev": alpha_bar_prev}
+    return mu_q(x_t=x_t, x_0=tensor_arg("x_0_hat", x_0_hat), **alphas)
 
 
 @register(92)
@@ -518,9 +526,9 @@ def denoising_kl(*, mu_q, mu_theta, var_q) -> torch.Tensor:
     return (mu_theta - mu_q) ** 2 / (2 * var_q)
 
 
-@register(99)
+@register(99, 101)
 def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
-    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL, eq. (99), for t >= 2.
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL, eqs. (99), (101), for t >= 2.
 
     :math:`\frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2}
     = \frac{\bar\alpha_{t-1}(1-\alpha_t)}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}`;
@@ -530,7 +538,7 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
     a, ab, abp = _alphas(alpha_t, alpha_bar_t, alpha_bar_prev, like)
     tensor_arg("alpha_bar_prev", abp, "open_unit")
     check_broadcast(alpha_t=a, alpha_bar_t=ab, alpha_bar_prev=abp)
-    return abp * (1 - a) / (2 * (1 - abp) * (1 - ab))
+    return _x_0_weight(abp, 1 - a, 1 - abp, 1 - ab)
 
 
 @register(58, 86)
@@ -538,12 +546,14 @@ def prior_kl_term(*, x_0, alpha_bar_t) -> torch.Tensor:
     r"""Prior matching term of eq. (58), KL(q(x_T | x_0) || N(0, I)) per coordinate, eq. (86).
 
     Pass alpha_bar_t = alpha_bar_T. :math:`\tfrac12[\bar\alpha x_0^2 - \bar\alpha -
-    \log(1 - \bar\alpha)]`, with log1p. Sum over coordinates for one sample's term.
+    \log(1 - \bar\alpha)]`, as (alpha_bar x_0^2 + expm1mx(log1p(-alpha_bar))) / 2: full
+    relative accuracy even at x_0 = 0 and alpha_bar_T ~ 1e-9 (the KL is then ~alpha_bar^2 / 4).
+    Sum over coordinates for one sample's term.
     """
     x_0 = tensor_arg("x_0", x_0)
     ab = tensor_arg("alpha_bar_t", alpha_bar_t, "open_unit", like=x_0)
     check_broadcast(x_0=x_0, alpha_bar_t=ab)
-    return 0.5 * (ab * x_0**2 - ab - torch.log1p(-ab))
+    return 0.5 * (ab * x_0**2 + _stable.expm1mx(torch.log1p(-ab)))
 
 
 def _log_ndtr_diff(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:

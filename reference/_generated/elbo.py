@@ -5,6 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
+from reference import _stable
 from reference._args import as_float64, check_broadcast
 from udm import register
 
@@ -83,7 +84,7 @@ def elbo(*, x_0, w, b, var_x, mean_q, var_q):
 def kl_to_posterior(*, x_0, w, b, var_x, mean_q, var_q):
     r"""KL(q(z | x) || p(z | x)) of the linear-Gaussian latent model, q(z | x) = N(mean_q, var_q), eqs. (15), (16).
 
-    .. math:: D_{\mathrm{KL}}(q(z|x) \| p(z|x)) = \frac{\log{\left(\frac{s^2}{\sigma_q^2 \left(s^2 + w^{2}\right)} \right)}}{2} - \frac{1}{2} + \frac{\left(\sigma_q^2 + \left(\mu_q - \frac{w \left(- b + x_0\right)}{s^2 + w^{2}}\right)^{2}\right) \left(s^2 + w^{2}\right)}{2 s^2}
+    .. math:: D_{\mathrm{KL}}(q(z|x) \| p(z|x)) = \frac{\operatorname{expm1mx}\left(\log\frac{\sigma_q^2}{\frac{s^2}{s^2 + w^{2}}}\right)}{2} + \frac{\left(\mu_q - \frac{w \left(- b + x_0\right)}{s^2 + w^{2}}\right)^{2} \left(s^2 + w^{2}\right)}{2 s^2}
 
     Domains: x_0 real, w real, b real, var_x > 0, mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.elbo.kl_to_posterior``.
@@ -95,4 +96,4 @@ def kl_to_posterior(*, x_0, w, b, var_x, mean_q, var_q):
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")
     check_broadcast(x_0=x_0, w=w, b=b, var_x=var_x, mean_q=mean_q, var_q=var_q)
-    return (1/2)*numpy.log(var_x/(var_q*(var_x + w**2))) - 1/2 + (1/2)*(var_q + (mean_q - w*(-b + x_0)/(var_x + w**2))**2)*(var_x + w**2)/var_x
+    return (1/2)*_stable.expm1mx(_stable.log_ratio(var_q, var_x/(var_x + w**2))) + (1/2)*(mean_q - w*(-b + x_0)/(var_x + w**2))**2*(var_x + w**2)/var_x

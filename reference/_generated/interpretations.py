@@ -160,7 +160,7 @@ def mu_theta_from_score(*, x_t, score_hat, alpha_t):
 def score_loss_weight(*, alpha_t, alpha_bar_prev):
     r"""Weight of ||score_hat - score||^2 at step t >= 2, with sigma_q^2(t) inserted, eq. (148).
 
-    .. math:: \frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{\alpha_t} = \frac{\left(1 - \alpha_t\right) \left(- \bar\alpha_{t-1} \alpha_t + 1\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
+    .. math:: \frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{\alpha_t} = \frac{\left(1 - \alpha_t\right) \left(1 - \alpha_t \bar\alpha_{t-1}\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.interpretations.score_prediction_loss``.
@@ -168,14 +168,14 @@ def score_loss_weight(*, alpha_t, alpha_bar_prev):
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
-    return (1/2)*(1 - alpha_t)*(-alpha_bar_prev*alpha_t + 1)/(alpha_t*(1 - alpha_bar_prev))
+    return (1/2)*(1 - alpha_t)*((1 - alpha_t) + alpha_t*(1 - alpha_bar_prev))/(alpha_t*(1 - alpha_bar_prev))
 
 
 @register(148)
 def score_loss(*, score, score_hat, alpha_t, alpha_bar_prev):
     r"""Score-prediction loss per coordinate (sum over coordinates for ||.||^2), eq. (148).
 
-    .. math:: \mathcal{L}_s = \frac{\left(1 - \alpha_t\right) \left(- \nabla\log p(x_t) + s_\theta(x_t, t)\right)^{2} \left(- \bar\alpha_{t-1} \alpha_t + 1\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
+    .. math:: \mathcal{L}_s = \frac{\left(1 - \alpha_t\right) \left(- \nabla\log p(x_t) + s_\theta(x_t, t)\right)^{2} \left(1 - \alpha_t \bar\alpha_{t-1}\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: score real, score_hat real, alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.interpretations.score_prediction_loss``.
@@ -185,7 +185,7 @@ def score_loss(*, score, score_hat, alpha_t, alpha_bar_prev):
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(score=score, score_hat=score_hat, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
-    return (1/2)*(1 - alpha_t)*(-score + score_hat)**2*(-alpha_bar_prev*alpha_t + 1)/(alpha_t*(1 - alpha_bar_prev))
+    return (1/2)*(1 - alpha_t)*(-score + score_hat)**2*((1 - alpha_t) + alpha_t*(1 - alpha_bar_prev))/(alpha_t*(1 - alpha_bar_prev))
 
 
 @register(151)
@@ -222,7 +222,7 @@ def eps_from_score(*, score_hat, alpha_bar_t):
 def x0_loss(*, x_0, x_0_hat, alpha_t, alpha_bar_prev):
     r"""x_0-prediction loss per coordinate (the weight of eq. (110)), eq. (110).
 
-    .. math:: \mathcal{L}_{x_0} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right) \left(x_0 - \hat x_\theta(x_t, t)\right)^{2}}{\left(2 - 2 \bar\alpha_{t-1}\right) \left(- \bar\alpha_{t-1} \alpha_t + 1\right)}
+    .. math:: \mathcal{L}_{x_0} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right) \left(x_0 - \hat x_\theta(x_t, t)\right)^{2}}{\left(2 - 2 \bar\alpha_{t-1}\right) \left(1 - \alpha_t \bar\alpha_{t-1}\right)}
 
     Domains: x_0 real, x_0_hat real, alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.interpretations.three_losses_agree``.
@@ -232,7 +232,7 @@ def x0_loss(*, x_0, x_0_hat, alpha_t, alpha_bar_prev):
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(x_0=x_0, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
-    return alpha_bar_prev*(1 - alpha_t)*(x_0 - x_0_hat)**2/((2 - 2*alpha_bar_prev)*(-alpha_bar_prev*alpha_t + 1))
+    return alpha_bar_prev*(1 - alpha_t)*(x_0 - x_0_hat)**2/((2 - 2*alpha_bar_prev)*((1 - alpha_t) + alpha_t*(1 - alpha_bar_prev)))
 
 
 @register(115, 'v.x0')

@@ -8,22 +8,7 @@ import numpy
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['x0_loss_weight', 'x0_loss_weight_from_alpha_bars', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
-
-
-@register(101, 110)
-def x0_loss_weight(*, alpha_t, alpha_bar_prev):
-    r"""Weight of ||x_0_hat - x_0||^2 in the denoising matching term at step t >= 2, in the paper's original form (alpha_bar_t = alpha_t alpha_bar_prev), eqs. (101), (110).
-
-    .. math:: \frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right)}{2 \left(1 - \bar\alpha_{t-1}\right) \left(- \bar\alpha_{t-1} \alpha_t + 1\right)}
-
-    Domains: alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.x0_weight_as_snr_drop``.
-    """
-    alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
-    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
-    check_broadcast(alpha_t=alpha_t, alpha_bar_prev=alpha_bar_prev)
-    return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(-alpha_bar_prev*alpha_t + 1))
+__all__ = ['x0_loss_weight_from_alpha_bars', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
 
 
 @register(108)

@@ -5,6 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
+from reference import _stable
 from reference._args import as_float64, check_broadcast
 from udm import register
 
@@ -34,7 +35,7 @@ def reconstruction_term(*, x_0, w, b, var_x, mean_q, var_q):
 def kl_standard_normal(*, mean_q, var_q):
     r"""Prior-matching KL(N(mean_q, var_q) || N(0, 1)) per latent coordinate (sum over coordinates for a diagonal Gaussian encoder), eqs. (19), (20), (21).
 
-    .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \| \mathcal{N}(0, 1)) = \frac{\mu_q^{2}}{2} + \frac{\sigma_q^2}{2} - \frac{\log{\left(\sigma_q^2 \right)}}{2} - \frac{1}{2}
+    .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \| \mathcal{N}(0, 1)) = \frac{\mu_q^{2}}{2} + \frac{\operatorname{expm1mx}\left(\log{\left(\sigma_q^2 \right)}\right)}{2}
 
     Domains: mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.vae.prior_matching_kl``.
@@ -42,7 +43,7 @@ def kl_standard_normal(*, mean_q, var_q):
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")
     check_broadcast(mean_q=mean_q, var_q=var_q)
-    return (1/2)*mean_q**2 + (1/2)*var_q - 1/2*numpy.log(var_q) - 1/2
+    return (1/2)*mean_q**2 + (1/2)*_stable.expm1mx(numpy.log(var_q))
 
 
 @register(20, 22)

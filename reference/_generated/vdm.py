@@ -5,10 +5,11 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
+from reference import _stable
 from reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'mu_theta', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar']
 
 
 @register(45, 58)
@@ -33,7 +34,7 @@ def elbo_reconstruction_term(*, x_0, alpha_t, a_t, c_t, var_theta):
 def elbo_prior_term(*, x_0, alpha_bar_t):
     r"""Prior matching term KL(q(x_T|x_0) || N(0, 1)) at alpha_bar_t = alpha_bar_T, eq. (58).
 
-    .. math:: D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T)) = \frac{\bar\alpha_t x_0^{2}}{2} - \frac{\bar\alpha_t}{2} - \frac{\log{\left(1 - \bar\alpha_t \right)}}{2}
+    .. math:: D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T)) = \frac{\bar\alpha_t x_0^{2}}{2} + \frac{\operatorname{expm1mx}\left(\log\left(1 - \bar\alpha_t\right)\right)}{2}
 
     Domains: x_0 real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.vdm.elbo_prior_term``.
@@ -41,7 +42,7 @@ def elbo_prior_term(*, x_0, alpha_bar_t):
     x_0 = as_float64("x_0", x_0, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(x_0=x_0, alpha_bar_t=alpha_bar_t)
-    return (1/2)*alpha_bar_t*x_0**2 - 1/2*alpha_bar_t - 1/2*numpy.log(1 - alpha_bar_t)
+    return (1/2)*alpha_bar_t*x_0**2 + (1/2)*_stable.expm1mx(numpy.log1p(-alpha_bar_t))
 
 
 @register(58)
@@ -182,7 +183,7 @@ def var_q(*, alpha_t, alpha_bar_t, alpha_bar_prev):
 def kl_normal(*, mean_q, var_q, mean_p, var_p):
     r"""KL(N(mean_q, var_q) || N(mean_p, var_p)) per coordinate (sum over coordinates for a diagonal covariance), eq. (86).
 
-    .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_p, \sigma_p^2)) = \frac{\log{\left(\frac{\sigma_p^2}{\sigma_q^2} \right)}}{2} - \frac{1}{2} + \frac{\sigma_q^2 + \left(- \mu_p + \mu_q\right)^{2}}{2 \sigma_p^2}
+    .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_p, \sigma_p^2)) = \frac{\operatorname{expm1mx}\left(\log\frac{\sigma_q^2}{\sigma_p^2}\right)}{2} + \frac{\left(- \mu_p + \mu_q\right)^{2}}{2 \sigma_p^2}
 
     Domains: mean_q real, var_q > 0, mean_p real, var_p > 0. Arguments broadcast; float64 NumPy in and out.
     Generated from ``derivations.vdm.gaussian_kl``.
@@ -192,7 +193,7 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p):
     mean_p = as_float64("mean_p", mean_p, "real")
     var_p = as_float64("var_p", var_p, "positive")
     check_broadcast(mean_q=mean_q, var_q=var_q, mean_p=mean_p, var_p=var_p)
-    return (1/2)*numpy.log(var_p/var_q) - 1/2 + (1/2)*(var_q + (-mean_p + mean_q)**2)/var_p
+    return (1/2)*_stable.expm1mx(_stable.log_ratio(var_q, var_p)) + (1/2)*(-mean_p + mean_q)**2/var_p
 
 
 @register(92)
@@ -211,9 +212,9 @@ def denoising_kl(*, mu_q, mu_theta, var_q):
     return (1/2)*(-mu_q + mu_theta)**2/var_q
 
 
-@register(99)
+@register(99, 101)
 def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
-    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eq. (99).
+    r"""Weight of ||x_0_hat - x_0||^2 in the denoising KL (t >= 2), eqs. (99), (101).
 
     .. math:: \frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right)}{2 \left(1 - \bar\alpha_{t-1}\right) \left(1 - \bar\alpha_t\right)}
 
@@ -225,24 +226,6 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     check_broadcast(alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
     return (1/2)*alpha_bar_prev*(1 - alpha_t)/((1 - alpha_bar_prev)*(1 - alpha_bar_t))
-
-
-@register(94)
-def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
-    r"""Mean of p_theta(x_{t-1} | x_t) through the prediction x_0_hat, eq. (94).
-
-    .. math:: \mu_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
-
-    Domains: x_t real, x_0_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.mu_theta_definition``.
-    """
-    x_t = as_float64("x_t", x_t, "real")
-    x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
-    alpha_t = as_float64("alpha_t", alpha_t, "unit")
-    alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
-    alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "unit")
-    check_broadcast(x_t=x_t, x_0_hat=x_0_hat, alpha_t=alpha_t, alpha_bar_t=alpha_bar_t, alpha_bar_prev=alpha_bar_prev)
-    return (numpy.sqrt(alpha_bar_prev)*x_0_hat*(1 - alpha_t) + numpy.sqrt(alpha_t)*x_t*(1 - alpha_bar_prev))/(1 - alpha_bar_t)
 
 
 @register(31)

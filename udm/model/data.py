@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from torch_impl.score import gaussian_mixture_log_prob
+
 BUILTIN = ("gaussian", "mixture", "moons", "digits")
 
 # The 2-D mixture: three equally weighted isotropic Gaussians on a circle of radius 2.
@@ -61,12 +63,15 @@ def _gaussian(n: int, rng: np.random.Generator) -> Dataset:
 
 
 def mixture_log_prob(v: np.ndarray) -> np.ndarray:
-    """Exact log-density of the built-in 2-D mixture, by logsumexp over components."""
-    from scipy.special import logsumexp
-
-    d2 = ((v[..., None, :] - MIXTURE_MEANS) ** 2).sum(-1)
-    log_comp = -d2 / (2 * MIXTURE_STD**2) - math.log(2 * math.pi * MIXTURE_STD**2)
-    return logsumexp(log_comp, axis=-1) - math.log(len(MIXTURE_MEANS))
+    """Exact log-density of the built-in 2-D mixture [..., 2] -> [...] (float64), by the
+    mixture oracle `torch_impl.score.gaussian_mixture_log_prob`."""
+    k = len(MIXTURE_MEANS)
+    return gaussian_mixture_log_prob(
+        x=torch.as_tensor(np.asarray(v), dtype=torch.float64),
+        weights=torch.full((k,), 1 / k, dtype=torch.float64),
+        means=torch.from_numpy(MIXTURE_MEANS),
+        variances=torch.full((k,), MIXTURE_STD**2, dtype=torch.float64),
+    ).numpy()
 
 
 def _mixture(n: int, rng: np.random.Generator) -> Dataset:
