@@ -278,6 +278,11 @@ def test_posterior_moments_of_the_mixture_by_quadrature():
     v = (w[:, None] * (pts - m) ** 2).sum(0)
     np.testing.assert_allclose(mean.numpy()[0], m, atol=1e-6)
     np.testing.assert_allclose(var.numpy()[0], v, atol=1e-6)
+    import torch_impl._mixture as M
+
+    w_, m_, v_ = optimum.mixture_tensors(mixture, x_t)
+    ab_t = torch.tensor([ab], dtype=torch.float64)
+    torch.testing.assert_close(mean, M.vp_posterior_mean(x_t, w_, m_, v_, ab_t, 1 - ab_t))
 
 
 # --- the probability-flow ODE likelihood --------------------------------------------------------

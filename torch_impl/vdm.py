@@ -619,10 +619,9 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
 
 def _kl_normal_log_var(diff_sq, log_var_q, log_var_p) -> torch.Tensor:
     """KL(N(m_q, var_q) || N(m_p, var_p)) per coordinate from (m_q - m_p)^2 and the two
-    log-variances (eq. (86) as `kl_normal` writes it: r - 1 - log r with r = var_q / var_p as
-    expm1(l) - l, l = log r). No validation (inner loop of the bound)."""
-    log_ratio = log_var_q - log_var_p
-    return 0.5 * (torch.expm1(log_ratio) - log_ratio + diff_sq * torch.exp(-log_var_p))
+    log-variances (eq. (86) as `kl_normal` writes it: r - 1 - log r = expm1mx(l), l = log r,
+    `torch_impl._stable`). No validation (inner loop of the bound)."""
+    return 0.5 * (_stable.expm1mx(log_var_q - log_var_p) + diff_sq * torch.exp(-log_var_p))
 
 
 def _vb_term(

@@ -22,6 +22,8 @@ import math
 import numpy as np
 import torch
 
+import torch_impl._mixture as M
+
 
 def mixture_tensors(mixture, like: torch.Tensor):
     """(weights [K], means [K, D], variances [K, D]) as tensors of like's dtype and device."""
@@ -32,26 +34,16 @@ def mixture_tensors(mixture, like: torch.Tensor):
 
 def posterior_moments(x_t: torch.Tensor, log_alpha_bar: torch.Tensor, mixture):
     """(E[x_0 | x_t], Var(x_0 | x_t)) per coordinate, [N, D] each, for data from the diagonal
-    Gaussian mixture sum_k w_k N(m_k, diag(v_k)) and x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps.
-
-    x_t [N, D]; log_alpha_bar [N] (or broadcasting [N, 1]). Component k: x_t ~ N(sqrt(ab) m_k,
-    ab v_k + 1 - ab) gives the responsibilities r_k(x_t); within it x_0 | x_t is Gaussian with
-    mean m_k + sqrt(ab) v_k (x_t - sqrt(ab) m_k) / (ab v_k + 1 - ab) and variance
-    v_k (1 - ab) / (ab v_k + 1 - ab). Var = sum_k r_k var_k + sum_k r_k (mean_k - mean)^2 (no
-    cancellation). 1 - ab is formed as -expm1(log ab).
-    """
+    Gaussian mixture sum_k w_k N(m_k, diag(v_k)) and x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps:
+    the mixture oracle `torch_impl._mixture.vp_posterior_moments` (Gaussian conditioning per
+    component, weighted by the responsibilities). x_t [N, D]; log_alpha_bar [N] (any shape
+    with N elements); 1 - ab as -expm1(log ab)."""
     weights, means, variances = mixture_tensors(mixture, x_t)
     x = x_t.reshape(x_t.shape[0], -1)
-    lab = log_alpha_bar.reshape(-1, 1, 1).to(x.dtype)  # [N, 1, 1]
-    ab, om = torch.exp(lab), -torch.expm1(lab)
-    marg_var = ab * variances + om  # [N, K, D]
-    centred = x[:, None, :] - torch.exp(0.5 * lab) * means  # [N, K, D]
-    log_comp = -0.5 * (centred**2 / marg_var + torch.log(2 * math.pi * marg_var)).sum(-1)
-    resp = torch.softmax(torch.log(weights) + log_comp, dim=-1)[..., None]  # [N, K, 1]
-    mean_k = means + torch.exp(0.5 * lab) * variances / marg_var * centred
-    var_k = variances * om / marg_var
-    mean = (resp * mean_k).sum(1)
-    var = (resp * var_k).sum(1) + (resp * (mean_k - mean[:, None, :]) ** 2).sum(1)
+    lab = log_alpha_bar.reshape(-1).to(x.dtype)
+    mean, var = M.vp_posterior_moments(
+        x, weights, means, variances, torch.exp(lab), -torch.expm1(lab)
+    )
     return mean.reshape(x_t.shape), var.reshape(x_t.shape)
 
 
