@@ -22,9 +22,9 @@ DOMAIN_WORDS = {
     "positive": "> 0",
     "unit": "in (0, 1]",
     "open_unit": "in (0, 1)",
-    "closed_unit": "in [0, 1]",
     "negative": "< 0",
     "nonpositive": "<= 0",
+    "closed_unit": "in [0, 1]",
 }
 
 

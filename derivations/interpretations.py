@@ -57,7 +57,7 @@ var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
 
 # x_t is the forward sample (eq. (69)); alpha_bar_t = alpha_t alpha_bar_{t-1}
 FORWARD_SAMPLE = lemma(x_t, sqrt_ab * x_0 + sqrt_1m * eps, 69)
-ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.forward.alpha_bar_recursion")
 # grad log q(x_t | x_0) evaluated at x_t: the conditional score of eqs. (132), (133), (149)-(151)
 _y = sp.Symbol("y", real=True)
 COND_SCORE = sp.Subs(sp.Derivative(log_normal_pdf(_y, sqrt_ab * x_0, 1 - ab), _y), _y, x_t)

@@ -32,7 +32,7 @@ ab_of = a * abp  # alpha_bar_t = alpha_t alpha_bar_{t-1}
 # section does not depend on the vdm module; in terms of alpha_t and alpha_bar_{t-1} only.
 var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
 # alpha_bar_t = alpha_t alpha_bar_{t-1}, proved in the vdm section
-ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.forward.alpha_bar_recursion")
 
 
 def _u(*args, op=sp.Add):

@@ -1,5 +1,7 @@
-"""Sphinx configuration: MyST markdown, MathJax served from the package (no CDN)."""
+"""Sphinx configuration: MyST markdown and notebooks (MyST-NB), MathJax served from the package
+(no CDN)."""
 
+import os
 import shutil
 import sys
 from importlib import metadata
@@ -16,7 +18,7 @@ project = "Understanding Diffusion Models, verified"
 author = "the udm developers"
 copyright = "2026, the udm developers (code: MIT); the paper: Calvin Luo, arXiv:2208.11970"
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST markdown (it includes myst_parser) and the notebooks of docs/notebooks/
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",  # [source] links: every implementation's code, highlighted
@@ -30,8 +32,21 @@ MATHJAX_DIR = Path(
 )
 mathjax_path = "mathjax/tex-chtml.js"
 myst_enable_extensions = ["dollarmath", "amsmath"]
-source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+source_suffix = {".md": "myst-nb", ".rst": "restructuredtext"}
 exclude_patterns = ["_build"]
+# The notebooks (docs/notebooks/<section>.md, MyST Markdown text with a kernelspec header)
+# run on every build, in a fresh `python3` kernel (ipykernel), and any error in a cell fails
+# the build, so no example can rot. Their kernel imports this checkout's packages.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 120
+# One thread each: the notebooks' tensors are small, and torch's thread pool only contends
+# on a shared machine (a Langevin loop ran 9x slower with two threads on two busy cores).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # sphinx-book-theme: made for scientific books (MathJax, a per-page table of contents in the
 # right margin, i.e. one entry per equation, a full-screen button for projecting). Its
 # fonts, icons and scripts ship in the wheel: nothing is loaded from the network.

@@ -235,7 +235,7 @@ TUTORIAL = [
         "one is a new form of it together with the *rule* that licenses the move "
         "(`derivations.core.RULES` lists them). `facts` are substitutions the checker may "
         "use, each naming where it is proved (a `lemma`) or which definition it is; here "
-        "eq. (70) one step back, proved by `derivations.vdm.alpha_bar_recursion`. A bare "
+        "eq. (70) one step back, proved by `derivations.vdm.forward.alpha_bar_recursion`. A bare "
         "substitution is refused. `verify()` checks every step against the one "
         "before it: a numeric probe at random rational points first, then a symbolic proof "
         "(`expand`, `cancel`, `simplify`). Here it proves that the posterior's precision is "
@@ -251,8 +251,8 @@ var_q = (1 - alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
 d = Derivation(
     title="the posterior precision is a sum of precisions",
     equations=(85,),
-    facts=(lemma(alpha_bar_t, alpha_t * alpha_bar_prev,
-                 "derivations.vdm.alpha_bar_recursion"),),  # eq. (70)
+    facts=(lemma(alpha_bar_t, alpha_t * alpha_bar_prev,  # eq. (70)
+                 "derivations.vdm.forward.alpha_bar_recursion"),),
     steps=[
         Step(1 / var_q, "definition", "the inverse of eq. (85)"),
         Step((1 - alpha_t * alpha_bar_prev)

@@ -218,7 +218,11 @@ def render(section: str) -> str:
     index = registry.index()
     title = catalog.section_title(section)
     beyond = section in catalog.BEYOND_SECTIONS
-    intro = f"Equations of section `{section}`, generated from the registry."
+    intro = (
+        f"Equations of section `{section}`, generated from the registry. "
+        f"Its [notebook](../notebooks/{section}.md) evaluates the key equations and checks "
+        "them against an independent computation; it runs on every docs build."
+    )
     if beyond:
         source = catalog.get(catalog.numbers_in(section)[0]).source
         intro = (

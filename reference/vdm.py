@@ -94,7 +94,7 @@ def vdm_elbo_terms_consistency(*, x_0, alpha_t, a_t, c_t, var_theta):
     ELBO = reconstruction - prior_matching - consistency.sum(-1). `alpha_t`, `a_t`, `c_t`,
     `var_theta` have shape (T,) (t = 1..T); `x_0` any shape S. Returns arrays of shapes S, S and
     S + (T - 1,) (consistency term t = 1..T-1, taken under the chain's joint law as in eq. (44);
-    see `derivations.vdm.elbo_consistency_term` for how this differs from eq. (45)'s KL).
+    see `derivations.vdm.elbo.elbo_consistency_term` for how this differs from eq. (45)'s KL).
     """
     x_0, al, _, abp, a, c, v = _elbo_inputs(x_0, alpha_t, a_t, c_t, var_theta)
     recon = elbo_reconstruction_term(
@@ -245,7 +245,7 @@ class Schedule:
     array of length T whose element t - 1 belongs to time step t (t = 1..T); use `at(t)` to
     index by the paper's t. The one step written here is the scan log alpha_bar_t =
     cumsum(log alpha_t) (the product of eq. (69)), alpha_bar_0 = 1; every coefficient is then a
-    closed form generated from `derivations.vdm.schedule_in_log_space`: 1 - alpha_bar_t
+    closed form generated from `derivations.vdm.schedules.schedule_in_log_space`: 1 - alpha_bar_t
     (eq. (70)), sigma_q^2(t) and its log (eq. (85); sigma_q^2(1) = 0) and log SNR(t)
     (eq. (109)), in forms that lose no digits near alpha_bar = 1 or 0.
 

@@ -1359,7 +1359,7 @@ def _reference_log_space(beta, logs):
 @example(levels=(0.0, -1e-4), beta=1e-4)  # t = 1 of DDPM's schedule
 @example(levels=(-math.log(2), -math.log(2) - 1e-9), beta=1e-9)  # log SNR ~ 0
 def test_log_space_coefficients_torch_vs_generated_vs_mpmath(device, levels, beta):
-    """The Schedule tables' closed forms (derivations.vdm.schedule_in_log_space): torch's
+    """The Schedule tables' closed forms (derivations.vdm.schedules.schedule_in_log_space): torch's
     hand-written forms, the generated reference, and the paper's formulas in 50 digits at the
     same inputs: log alpha_t = log(1 - beta_t), 1 - alpha_bar_t, sigma_q^2(t) = beta_t (1 -
     alpha_bar_{t-1}) / (1 - alpha_bar_t) and its log, log SNR(t) (eqs. (31), (70), (85), (109)).

@@ -833,7 +833,7 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
     click.echo(f"wrote {result['npy']} and {result['png']}")
 
 
-# --- `udm bench` (issue 9): accuracy and speed benchmarks ---
+# --- `udm bench`: accuracy and speed benchmarks ---
 
 
 @main.command("bench")
@@ -899,7 +899,7 @@ def bench_command(part, Ts, quick, json_path, compare) -> None:
         click.echo(f"udm: wrote {json_path}", err=True)
 
 
-# --- `udm audit` (issue 17): the command group lives in udm/audit/cli.py ---
+# --- `udm audit`: the command group lives in udm/audit/cli.py ---
 from udm.audit.cli import audit as _audit  # noqa: E402
 
 main.add_command(_audit)
