@@ -449,6 +449,7 @@ TRAIN_SPEC = {
     "--schedule": (["linear", "cosine", "scaled-linear", "learned"], ["quadratic"]),
     "--target": (["x0", "eps", "score", "v"], ["noise"]),
     "--weighting": (["simple", "elbo"], ["bogus"]),
+    "--variance": (["small", "large", "learned"], ["huge"]),
     "--width": ([8, 16], [-4, 0, 3, 10**5]),
     "--conditional": ([True], []),  # refused on gaussian (no labels)
     "--lr": ([1e-3], ["nan", "inf", -1, 0, 2]),
@@ -513,6 +514,8 @@ def test_train_property(args, plot):
             "--seed": ([0, 3], [-1]),
             "--device": (["cpu"], ["mps", "cuda:7", "tpu"]),
             "--json": ([True], []),
+            "--exact": ([True], []),
+            "--ode-steps": ([2, 5], [0, -1, "x"]),
         }
     ),
 )

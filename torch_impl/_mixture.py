@@ -100,3 +100,19 @@ def vp_posterior_mean(x_t, weights, means, variances, alpha_bar_t, one_minus_alp
     sa = alpha_bar_t.sqrt().reshape(*alpha_bar_t.shape, 1, 1)
     comp_mean = means + sa * variances / c * (x_t.unsqueeze(-2) - means_t)  # [..., K, D]
     return (r.unsqueeze(-1) * comp_mean).sum(-2)
+
+
+def vp_posterior_moments(x_t, weights, means, variances, alpha_bar_t, one_minus_alpha_bar_t):
+    """(E[x_0 | x_t], Var(x_0 | x_t) per coordinate) for x_0 from the mixture and x_t from the
+    VP process: per component the Gaussian posterior, mean as in `vp_posterior_mean` and
+    variance v_k (1 - alpha_bar_t) / c_k; then Var = sum_k p(k | x_t) var_k + sum_k p(k | x_t)
+    (mean_k - mean)^2 (a sum of nonnegative terms: no cancellation). [..., D] each."""
+    means_t, c = vp_perturbed(means, variances, alpha_bar_t, one_minus_alpha_bar_t)
+    r = torch.softmax(log_joint(x_t, weights, means_t, c), dim=-1).unsqueeze(-1)  # [..., K, 1]
+    sa = alpha_bar_t.sqrt().reshape(*alpha_bar_t.shape, 1, 1)
+    om = one_minus_alpha_bar_t.reshape(*one_minus_alpha_bar_t.shape, 1, 1)
+    comp_mean = means + sa * variances / c * (x_t.unsqueeze(-2) - means_t)  # [..., K, D]
+    comp_var = variances * om / c
+    mean = (r * comp_mean).sum(-2)
+    var = (r * comp_var).sum(-2) + (r * (comp_mean - mean.unsqueeze(-2)) ** 2).sum(-2)
+    return mean, var

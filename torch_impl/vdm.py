@@ -617,17 +617,38 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
     return v.flatten(1).sum(1) if v.ndim > 1 else v
 
 
-def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None) -> torch.Tensor:
-    """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation."""
-    # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms).
-    # The weight is infinite at t = 1; it is zeroed *before* it multiplies anything, since
-    # where(mask, 0, inf * r) has a finite value but a NaN gradient (0 * inf in backward).
+def _kl_normal_log_var(diff_sq, log_var_q, log_var_p) -> torch.Tensor:
+    """KL(N(m_q, var_q) || N(m_p, var_p)) per coordinate from (m_q - m_p)^2 and the two
+    log-variances (eq. (86) as `kl_normal` writes it: r - 1 - log r = expm1mx(l), l = log r,
+    `torch_impl._stable`). No validation (inner loop of the bound)."""
+    return 0.5 * (_stable.expm1mx(log_var_q - log_var_p) + diff_sq * torch.exp(-log_var_p))
+
+
+def _vb_term(
+    schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None, log_var=None
+) -> torch.Tensor:
+    """L_t per sample (nats, summed over coordinates); t a [B] tensor, no validation.
+    log_var: the model's log-variance of p(x_{t-1} | x_t) (broadcasting against x_0; at t = 1
+    the decoder's), or None for sigma_q^2 (the matched path: eq. (99), decoder var_q(2))."""
     is_recon = append_dims(t == 1, x_0)
-    weight = torch.where(is_recon, 0.0, schedule.gather("x_0_loss_weight", t, x_0))
-    kl = _sum_data(weight * (x_0_hat - x_0) ** 2)
-    # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, var_q(2))
+    if log_var is None:
+        # t >= 2: the denoising KL, eq. (99) (= eq. (92) without the cancelling x_t terms).
+        # The weight is infinite at t = 1; it is zeroed *before* it multiplies anything, since
+        # where(mask, 0, inf * r) has a finite value but a NaN gradient (0 * inf in backward).
+        weight = torch.where(is_recon, 0.0, schedule.gather("x_0_loss_weight", t, x_0))
+        kl = _sum_data(weight * (x_0_hat - x_0) ** 2)
+        log_var = schedule.posterior_log_var(t, x_0)  # the decoder's: var_q(2) at t = 1
+    else:
+        # t >= 2: KL(N(mu_q, sigma_q^2) || N(mu_theta, Sigma)), eq. (86) with unmatched
+        # variances; mu_q - mu_theta = coef_x_0 (x_0 - x_0_hat) (eqs. (84), (94)). At t = 1
+        # every factor is finite (log_var_q clipped, coef_x_0 = 1) and the value is masked.
+        coef = schedule.gather("mu_q_coef_x_0", t, x_0)
+        per_coord = _kl_normal_log_var(
+            coef**2 * (x_0_hat - x_0) ** 2, schedule.posterior_log_var(t, x_0), log_var
+        )
+        kl = _sum_data(torch.where(is_recon, 0.0, per_coord))
+    # t = 1: reconstruction -log p(x_0 | x_1), decoder N(mu_theta(x_1, 1) = x_0_hat, exp(log_var))
     mean = schedule.p_mean(x_t=x_t, x_0_hat=x_0_hat, t=t)
-    log_var = schedule.posterior_log_var(t, x_0)
     log_var = log_var.expand_as(x_0)
     if levels is None:
         decoder = -_gaussian_log_density(x_0, mean, log_var)
@@ -637,8 +658,23 @@ def _vb_term(schedule: Schedule, x_0, x_t, x_0_hat, t, levels: int | None) -> to
     return kl + recon
 
 
-@register(58, 92, 99)
-def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None) -> torch.Tensor:
+def _split(out, like: torch.Tensor):
+    """A denoiser's output: x_0_hat, or (x_0_hat, log_var) for a model variance != sigma_q^2."""
+    if isinstance(out, tuple):
+        x_0_hat, log_var = out
+    else:
+        x_0_hat, log_var = out, None
+    if x_0_hat.shape != like.shape:
+        raise ValueError(
+            f"denoiser returned shape {tuple(x_0_hat.shape)}, expected {tuple(like.shape)}"
+        )
+    return x_0_hat, log_var
+
+
+@register(58, 86, 92, 99)
+def vb_term(
+    schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None, log_var=None
+) -> torch.Tensor:
     r"""One term L_t of the negative ELBO (eq. (58)) per sample, in nats, at time steps t.
 
     t = 1: the reconstruction term -log p_theta(x_0 | x_1) (discretized Gaussian decoder,
@@ -646,6 +682,10 @@ def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None) -> 
     KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t)) with matched variances, eq. (92),
     written as the x_0 regression of eq. (99). Shapes: x_0, x_t, x_0_hat [B, ...]; t [B]
     integers in 1..T (may differ per sample). Returns [B].
+
+    log_var: a model variance other than sigma_q^2 (DDPM's beta_t, iDDPM's learned
+    interpolation), as log Sigma_theta broadcasting against x_0; then t >= 2 is the KL of
+    Gaussians with unmatched variances (eq. (86)) and the t = 1 decoder has that variance.
     """
     x_0 = tensor_arg("x_0", x_0)
     _check_levels(levels, x_0)
@@ -655,7 +695,10 @@ def vb_term(schedule: Schedule, *, x_0, x_t, x_0_hat, t, levels: int | None) -> 
     t = schedule.check_t(t).to(x_0.device)
     if t.shape != x_0.shape[:1]:
         raise ValueError(f"t must have shape [B] = {tuple(x_0.shape[:1])}, got {tuple(t.shape)}")
-    return _vb_term(schedule, x_0, x_t, x_0_hat, t, levels)
+    if log_var is not None:
+        log_var = tensor_arg("log_var", log_var, like=x_0)
+        check_broadcast(x_0=x_0, log_var=log_var)
+    return _vb_term(schedule, x_0, x_t, x_0_hat, t, levels, log_var)
 
 
 def _prior(schedule: Schedule, x_0: torch.Tensor) -> torch.Tensor:
@@ -668,7 +711,8 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, levels, eps=None, generator=N
     r"""All terms of the negative ELBO (eq. (58)) in one batched pass over t = 1..T.
 
     denoiser(x_t, t) -> x_0_hat is called ONCE on T * B inputs (x_t [T * B, ...], t [T * B],
-    t-major); no Python loop over T. eps: [T, B, ...] standard normal noise (drawn with
+    t-major); no Python loop over T. It may return (x_0_hat, log_var) for a model variance
+    other than sigma_q^2 (see `vb_term`). eps: [T, B, ...] standard normal noise (drawn with
     `generator` if None). Returns (terms [B, T], prior [B]) in nats: terms[:, t - 1] = L_t
     (reconstruction at t = 1, denoising KLs for t >= 2, see `vb_term`), prior = KL(q(x_T |
     x_0) || N(0, I)). Summing terms over t is the sum of eq. (100)'s expectation times T - 1
@@ -689,12 +733,8 @@ def vb_terms(schedule: Schedule, denoiser, x_0, *, levels, eps=None, generator=N
     t = torch.arange(1, T + 1, device=x_0.device).repeat_interleave(B)  # [T * B], t-major
     x_0_rep = x_0.expand(T, *x_0.shape).reshape(T * B, *x_0.shape[1:])
     x_t = schedule.q_sample(x_0=x_0_rep, t=t, eps=eps.reshape(T * B, *x_0.shape[1:]))
-    x_0_hat = denoiser(x_t, t)
-    if x_0_hat.shape != x_t.shape:
-        raise ValueError(
-            f"denoiser returned shape {tuple(x_0_hat.shape)}, expected {tuple(x_t.shape)}"
-        )
-    terms = _vb_term(schedule, x_0_rep, x_t, x_0_hat, t, levels).reshape(T, B).T
+    x_0_hat, log_var = _split(denoiser(x_t, t), x_t)
+    terms = _vb_term(schedule, x_0_rep, x_t, x_0_hat, t, levels, log_var).reshape(T, B).T
     return terms, _prior(schedule, x_0)
 
 
@@ -733,5 +773,7 @@ def training_loss(schedule: Schedule, denoiser, x_0, *, levels, t=None, eps=None
         eps = torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype, device=x_0.device)
     checks.same_shape(x_0=x_0, eps=eps)
     x_t = schedule.q_sample(x_0=x_0, t=t, eps=eps)
-    x_0_hat = denoiser(x_t, t)
-    return schedule.T * _vb_term(schedule, x_0, x_t, x_0_hat, t, levels) + _prior(schedule, x_0)
+    x_0_hat, log_var = _split(denoiser(x_t, t), x_t)
+    return schedule.T * _vb_term(schedule, x_0, x_t, x_0_hat, t, levels, log_var) + _prior(
+        schedule, x_0
+    )

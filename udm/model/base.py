@@ -39,6 +39,7 @@ class DenoisingModel(nn.Module):
     `sampling_grid`. `levels`: grey levels of discrete data (None: continuous data)."""
 
     T: int | None = None
+    variance: str = "small"  # the reverse variance (discrete model: small, large, learned)
 
     def __init__(self, network: nn.Module, *, target: str, levels: int | None, num_classes: int):
         super().__init__()
@@ -70,8 +71,22 @@ class DenoisingModel(nn.Module):
     # --- predictions ----------------------------------------------------------------------
 
     def raw(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
-        """The network's output at times t ([B])."""
-        return self.network(x_t, self.network_time(t, x_t), y)
+        """The network's output at times t ([B]): the prediction of `target`."""
+        return self.raw_and_var(x_t, t, y)[0]
+
+    def raw_and_var(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        """(prediction of `target`, variance output or None): a learned-variance network
+        returns twice the channels, the second half iDDPM's interpolation output."""
+        out = self.network(x_t, self.network_time(t, x_t), y)
+        if self.variance != "learned":
+            return out, None
+        mean, var_out = out.chunk(2, dim=1)
+        return mean, var_out
+
+    def step_log_var(self, var_out, log_var_small, log_beta) -> torch.Tensor:
+        """log-variance of one reverse step between two grid levels: 'small' sigma_q^2,
+        'large' the step's beta, 'learned' iDDPM's interpolation (subclasses that learn it)."""
+        return log_beta if self.variance == "large" else log_var_small
 
     def x_0_hat(self, x_t, t, y=None, out=None, log_snr=None) -> torch.Tensor:
         """x_0 prediction, converted from the target by eqs. (115), (133) or the v form."""
@@ -168,18 +183,32 @@ class DenoisingModel(nn.Module):
         # per-step coefficients, once, in float64 (then rounded once to the working dtype)
         post = V.posterior_coefficients(log_alpha_bar_t=log_ab[:-1], log_alpha_bar_prev=log_ab[1:])
         coef_x_t, coef_x_0 = post["coef_x_t"].to(dtype), post["coef_x_0"].to(dtype)
+        # the step's beta = 1 - alpha_bar_t / alpha_bar_s and sigma_q^2 as logs; at the last
+        # step to alpha_bar = 1 (var_q = 0, no noise is added) var_q's log is set to beta's
+        log_beta = torch.log(-torch.expm1(log_ab[:-1] - log_ab[1:]))
+        log_small = torch.where(post["var_q"] > 0, post["var_q"], log_beta.exp()).log()
+        log_beta, log_small = log_beta.to(dtype), log_small.to(dtype)
         std = post["var_q"].sqrt().to(dtype)
         log_snr = (log_ab - torch.log(-torch.expm1(log_ab))).to(dtype)  # +inf at alpha_bar = 1
         for i in progress_bar(range(len(times)), enabled=progress, unit="step"):
             t = times[i].expand(n)
-            x_0_hat = self.guided_x_0(x, t, y, guidance_scale, log_snr[i].expand_as(x))
+            var_out = None
+            if self.variance == "learned" and sampler == "ancestral":
+                out, var_out = self.raw_and_var(x, t, y)
+            if var_out is not None and guidance_scale is None:
+                x_0_hat = self.x_0_hat(x, t, y, out=out, log_snr=log_snr[i].expand_as(x))
+            else:
+                x_0_hat = self.guided_x_0(x, t, y, guidance_scale, log_snr[i].expand_as(x))
             if clip:
                 x_0_hat = x_0_hat.clamp(-1, 1)
             to_x_0 = to_data and i == len(times) - 1  # var_q = 0, sqrt(1 - alpha_bar) = 0
             if sampler == "ancestral":
                 x = coef_x_t[i] * x + coef_x_0[i] * x_0_hat
-                if not to_x_0:
+                if not to_x_0 and self.variance == "small":
                     x = x + std[i] * noise()
+                elif not to_x_0:
+                    log_var = self.step_log_var(var_out, log_small[i], log_beta[i])
+                    x = x + torch.exp(0.5 * log_var) * noise()
             elif to_x_0:  # DDIM to alpha_bar = 1: the prediction itself
                 x = x_0_hat
             else:

@@ -22,6 +22,7 @@ from udm.model import limits
 SCHEDULES = ("linear", "cosine", "scaled-linear", "learned")  # learned: continuous-time VDM
 TARGETS = ("x0", "eps", "score", "v")
 WEIGHTINGS = ("simple", "elbo")
+VARIANCES = ("small", "large", "learned")  # sigma_q^2, beta_t, iDDPM's learned interpolation
 DTYPES = ("float32", "float64")
 # Settings that define the model: a checkpoint is only resumed/loaded with the same ones.
 MODEL_KEYS = (
@@ -31,6 +32,7 @@ MODEL_KEYS = (
     "T",
     "target",
     "weighting",
+    "variance",
     "width",
     "conditional",
     "dtype",
@@ -52,7 +54,13 @@ FLOAT_RANGES = {
     "ema_decay": (0.0, 1.0, False, True),
     "p_uncond": (0.0, 1.0, False, True),
 }
-STR_CHOICES = {"schedule": SCHEDULES, "target": TARGETS, "weighting": WEIGHTINGS, "dtype": DTYPES}
+STR_CHOICES = {
+    "schedule": SCHEDULES,
+    "target": TARGETS,
+    "weighting": WEIGHTINGS,
+    "variance": VARIANCES,
+    "dtype": DTYPES,
+}
 BOOL_KEYS = ("conditional", "plot")
 
 # Built-in data: (shape of one sample, number of classes; 0: no labels).
@@ -75,6 +83,7 @@ class Config:
     schedule: str = "linear"
     target: str = "eps"
     weighting: str = "simple"
+    variance: str = "small"  # reverse variance: sigma_q^2, beta_t, or learned (iDDPM)
     width: int | None = None  # network width; None picks the default for the data
     conditional: bool = False  # class-conditional (labels dropped with p_uncond for CFG)
     p_uncond: float = 0.1
@@ -131,6 +140,12 @@ class Config:
                 raise ValueError(
                     f"{self.name(key)} must be one of {', '.join(choices)}, got {value!r}"
                 )
+        if self.schedule == "learned" and self.variance != "small":
+            raise ValueError(
+                f"{self.name('variance')} {self.variance} needs a discrete schedule (linear, "
+                "cosine, scaled-linear); the continuous-time VDM (--schedule learned) has no "
+                "per-step reverse variance"
+            )
         for key in ("data", "device", "out"):
             value = getattr(self, key)
             if not isinstance(value, str) or not value:

@@ -114,11 +114,15 @@ class ContinuousDiffusionModel(DenoisingModel):
         )
         return -_sum_data(log_p)
 
-    def _diffusion(self, x_0, t, eps, y) -> torch.Tensor:
+    def _diffusion(self, x_0, t, eps, y, posterior=None) -> torch.Tensor:
         omega, domega = self.noise.omega_and_derivative(self._t(t, x_0))
         omega_x = append_dims(omega, x_0)
         x_t = N.q_sample_from_omega(x_0=x_0, omega=omega_x, eps=eps)
-        eps_hat = self.eps_hat(x_t, t, y, log_snr=-omega_x)
+        if posterior is None:
+            eps_hat = self.eps_hat(x_t, t, y, log_snr=-omega_x)
+        else:  # the class optimum: eps implied by E[x_0 | x_t] (udm.model.optimum)
+            mean, _ = posterior(x_t.double(), F.logsigmoid(-omega.double()))
+            eps_hat = I.eps_from_x_0(x_t=x_t, x_0_hat=mean.to(x_t.dtype), log_snr=-omega_x)
         return N.continuous_diffusion_loss(eps=eps, eps_hat=eps_hat, domega_dt=domega)
 
     # --- training -------------------------------------------------------------------------------
@@ -150,10 +154,18 @@ class ContinuousDiffusionModel(DenoisingModel):
 
     @torch.no_grad()
     def neg_elbo_bits_per_dim(
-        self, x_0: torch.Tensor, y=None, *, generator=None, t_samples: int = ELBO_T_SAMPLES
+        self,
+        x_0: torch.Tensor,
+        y=None,
+        *,
+        generator=None,
+        t_samples: int = ELBO_T_SAMPLES,
+        posterior=None,
     ) -> torch.Tensor:
         """The negative ELBO per sample [B] in bits/dim: prior + reconstruction + the diffusion
-        loss averaged over `t_samples` stratified t per sample (one network call on K * B)."""
+        loss averaged over `t_samples` stratified t per sample (one network call on K * B).
+        posterior(x_t, log_alpha_bar) -> (mean, var): the data's posterior in place of the
+        network (the best bound of this schedule, `udm.model.optimum`)."""
         K, B = t_samples, x_0.shape[0]
         dev, dtype = x_0.device, x_0.dtype
         u = torch.rand((B,), generator=generator, dtype=torch.float64)
@@ -162,7 +174,7 @@ class ContinuousDiffusionModel(DenoisingModel):
         x_rep = x_0.expand(K, *x_0.shape).reshape(K * B, *x_0.shape[1:])
         eps_rep = eps.reshape(K * B, *x_0.shape[1:])
         diffusion = self._diffusion(
-            x_rep, t.reshape(-1).to(dev), eps_rep, repeat_labels(y, eps_rep)
+            x_rep, t.reshape(-1).to(dev), eps_rep, repeat_labels(y, eps_rep), posterior
         )
         nats = (
             self.prior_term(x_0)

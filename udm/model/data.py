@@ -24,6 +24,17 @@ MIXTURE_MEANS = np.array([[2.0 * math.cos(a), 2.0 * math.sin(a)] for a in (0.5, 
 MIXTURE_STD = 0.35
 
 
+def gaussian_mixture(name: str):
+    """(weights [K], means [K, D], variances [K, D]) as float64 numpy arrays of a built-in
+    dataset that is a Gaussian mixture (gaussian: N(0, 1), K = 1; mixture), else None."""
+    if name == "gaussian":
+        return np.ones(1), np.zeros((1, 1)), np.ones((1, 1))
+    if name == "mixture":
+        k = len(MIXTURE_MEANS)
+        return np.full(k, 1.0 / k), MIXTURE_MEANS.copy(), np.full((k, 2), MIXTURE_STD**2)
+    return None
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str

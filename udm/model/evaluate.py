@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from udm.model import checkpoint, data, progress
+from udm.model import checkpoint, data, likelihood, optimum, progress
 from udm.model.config import Config
 from udm.model.train import build, resolve_device
 
@@ -58,20 +58,45 @@ def elbo_report(
     seed: int = 0,
     device: str = "cpu",
     show_progress: bool = False,
+    exact: bool = False,
+    ode_steps: int = likelihood.ODE_STEPS,
 ) -> dict:
     """Full-T negative ELBO on held-out data, bits/dim and nats, with its standard error
-    (over samples: it covers the data and the Monte Carlo noise of x_t together)."""
+    (over samples: it covers the data and the Monte Carlo noise of x_t together).
+
+    For data with a known density (gaussian, mixture) also the class optimum (the best bound
+    the model's class reaches, `udm.model.optimum`: closed form for gaussian data and the
+    discrete model, else Monte Carlo on the bound's own noise), and the per-sample paired
+    gaps: gap = bound - true NLL, training gap = bound - optimum (same x and noise), class
+    gap = optimum - true NLL, and gap_controlled: the gap estimated with the optimum as a
+    control variate (training gap + class gap per sample, far less noisy). exact: -log p(x) by the probability-flow ODE
+    (`udm.model.likelihood`), `ode_steps` RK4 steps."""
     model, config, dataset = load_model(path, device, n=n)
     dev, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     x = dataset.x[:n].to(dev, dtype)
     y = dataset.y[:n].to(dev) if (dataset.y is not None and model.num_classes) else None
     gen = torch.Generator().manual_seed(seed)
-    bits = []
+    mixture = data.gaussian_mixture(config.data) if dataset.log_prob is not None else None
+    posterior = None
+    if mixture is not None:
+
+        def posterior(x_t, log_ab):
+            return optimum.posterior_moments(x_t, log_ab, mixture)
+
+    bits, best = [], []
     with progress.bar(total=len(x), enabled=show_progress, unit="sample") as bar:
         for i in range(0, len(x), batch):
             yb = y[i : i + batch] if y is not None else None
             xb = x[i : i + batch]
+            state = gen.get_state()
             bits.append(model.neg_elbo_bits_per_dim(xb, yb, generator=gen).double().cpu())
+            if posterior is not None:  # the same noise: the training gap is paired
+                twin = torch.Generator().set_state(state)
+                best.append(
+                    model.neg_elbo_bits_per_dim(xb, yb, generator=twin, posterior=posterior)
+                    .double()
+                    .cpu()
+                )
             bar.update(len(xb))
     bits = torch.cat(bits).numpy()
     dims = dataset.dims
@@ -94,6 +119,41 @@ def elbo_report(
         true = -dataset.log_prob(x.double().cpu().numpy())
         out["true_nll_nats"] = float(true.mean())
         out["true_nll_stderr"] = float(true.std(ddof=1) / math.sqrt(len(true)))
+        out["gap_nats"], out["gap_stderr"] = optimum.paired(nats - true)
+    if best:
+        best_mc = torch.cat(best).numpy() * dims * math.log(2)
+        if model.T is not None and len(mixture[0]) == 1:
+            opt = optimum.closed_form_optimum(model.schedule, model.variance, x, mixture).numpy()
+            out["optimal_method"] = "closed form (Gaussian data)"
+        elif len(mixture[0]) == 1:  # continuous time: its ends fix the optimum
+            opt = optimum.closed_form_optimum_continuous(
+                float(model.noise.omega_min.detach()),
+                float(model.noise.omega_max.detach()),
+                x,
+                mixture,
+            ).numpy()
+            out["optimal_method"] = "closed form (Gaussian data; the schedule's ends)"
+        else:
+            opt = best_mc
+            out["optimal_method"] = "Monte Carlo (posterior moments of the mixture, same noise)"
+        out["variance"] = model.variance
+        out["optimal_nll_nats"], out["optimal_stderr"] = optimum.paired(opt)
+        out["training_gap_nats"], out["training_gap_stderr"] = optimum.paired(nats - best_mc)
+        out["class_gap_nats"], out["class_gap_stderr"] = optimum.paired(opt - true)
+        # the gap with the optimum on the same noise as a control variate: per sample
+        # (bound - optimum_mc) + (optimum - true), unbiased for E[bound] - E[-log p] since
+        # E[optimum_mc] = E[optimum]; its variance lacks most of the bound's Monte Carlo noise
+        if opt is not best_mc:  # (with the Monte Carlo optimum it is the gap itself)
+            out["gap_controlled_nats"], out["gap_controlled_stderr"] = optimum.paired(
+                nats - best_mc + opt - true
+            )
+    if exact:
+        ll = likelihood.model_nll_nats(model, x, y, steps=ode_steps, seed=seed)
+        out["exact_nll_nats"], out["exact_nll_stderr"] = optimum.paired(ll["nll"])
+        out["exact_divergence"] = ll["divergence"]
+        out["exact_ode_steps"] = ode_steps
+        if dataset.log_prob is not None:
+            out["exact_gap_nats"], out["exact_gap_stderr"] = optimum.paired(ll["nll"] - true)
     return out
 
 

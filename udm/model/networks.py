@@ -51,10 +51,15 @@ class MLPDenoiser(nn.Module):
     """Residual MLP on flattened data, conditioned on t (and y) by addition."""
 
     def __init__(
-        self, shape: tuple[int, ...], hidden: int = 128, depth: int = 3, num_classes: int = 0
+        self,
+        shape: tuple[int, ...],
+        hidden: int = 128,
+        depth: int = 3,
+        num_classes: int = 0,
+        outputs: int = 1,
     ):
         super().__init__()
-        self.shape = tuple(shape)
+        self.shape, self.outputs = tuple(shape), outputs
         dims = math.prod(self.shape)
         self.cond = _Conditioning(hidden, num_classes)
         self.inp = nn.Linear(dims, hidden)
@@ -64,14 +69,17 @@ class MLPDenoiser(nn.Module):
             )
             for _ in range(depth)
         )
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dims))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, outputs * dims))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
         c = self.cond(t, y)
         h = self.inp(x_t.flatten(1)) + c
         for block in self.blocks:
             h = h + block(h + c)
-        return self.out(h).view_as(x_t)
+        out = self.out(h)
+        if self.outputs == 1:
+            return out.view_as(x_t)
+        return out.view(x_t.shape[0], self.outputs * self.shape[0], *self.shape[1:])
 
 
 class _ResBlock(nn.Module):
@@ -92,12 +100,14 @@ class _ResBlock(nn.Module):
 class UNet(nn.Module):
     """A small U-Net for [B, C, H, W] images with even H, W (8x8 digits: 2 levels)."""
 
-    def __init__(self, shape: tuple[int, ...], width: int = 32, num_classes: int = 0):
+    def __init__(
+        self, shape: tuple[int, ...], width: int = 32, num_classes: int = 0, outputs: int = 1
+    ):
         super().__init__()
         channels, height, w = shape
         if height % 2 or w % 2:
             raise ValueError(f"UNet needs even image sides, got {shape}")
-        self.shape = tuple(shape)
+        self.shape, self.outputs = tuple(shape), outputs
         emb = 4 * width
         self.cond = _Conditioning(emb, num_classes)
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
@@ -108,7 +118,7 @@ class UNet(nn.Module):
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.up1 = _ResBlock(3 * width, width, emb)
         self.out = nn.Sequential(
-            nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1)
+            nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, outputs * channels, 3, padding=1)
         )
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
@@ -118,8 +128,11 @@ class UNet(nn.Module):
         return self.out(self.up1(torch.cat([self.up(h2), h1], dim=1), c))
 
 
-def for_data(shape: tuple[int, ...], num_classes: int = 0, width: int | None = None) -> nn.Module:
-    """The default network for data of this shape: U-Net for images, MLP otherwise."""
+def for_data(
+    shape: tuple[int, ...], num_classes: int = 0, width: int | None = None, outputs: int = 1
+) -> nn.Module:
+    """The default network for data of this shape: U-Net for images, MLP otherwise.
+    outputs = 2: twice the channels (first dimension), the second half a learned variance."""
     if len(shape) == 3:
-        return UNet(shape, width=width or 32, num_classes=num_classes)
-    return MLPDenoiser(shape, hidden=width or 128, num_classes=num_classes)
+        return UNet(shape, width=width or 32, num_classes=num_classes, outputs=outputs)
+    return MLPDenoiser(shape, hidden=width or 128, num_classes=num_classes, outputs=outputs)

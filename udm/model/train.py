@@ -73,8 +73,10 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     step, history = 0, []
     if resume:
         saved = checkpoint.load(ckpt_path, map_location=device)
-        checkpoint.check_same_config(
-            saved["config"], config.to_dict(), tuple(config.model_settings())
+        checkpoint.check_same_config(  # a key an older checkpoint lacks has its default
+            {**Config().to_dict(), **saved["config"]},
+            config.to_dict(),
+            tuple(config.model_settings()),
         )
         model.load_state_dict(saved["model"])
         optim.load_state_dict(saved["optim"])
