@@ -307,6 +307,12 @@ CASES = [
         ("--guidance-scale", "--label"),
     ),
     ("sample-seed-negative", lambda t, r: ("sample", r["plain"], "--seed", "-1"), ("--seed",)),
+    ("sample-eta-above-one", lambda t, r: ("sample", r["plain"], "--eta", "2"), ("--eta",)),
+    (
+        "sample-eta-with-ancestral",
+        lambda t, r: ("sample", r["plain"], "--eta", "0.5"),
+        ("--eta", "ddim"),
+    ),
     (
         "sample-device-tpu",
         lambda t, r: ("sample", r["plain"], "--device", "tpu"),

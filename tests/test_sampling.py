@@ -418,3 +418,36 @@ def test_the_models_inline_steps_are_these_functions():
         log_alpha_bar_s=lab_s[:-1],
     )
     torch.testing.assert_close(ours_ddim, inline_ddim, rtol=1e-10, atol=1e-12)
+
+
+def _tiny_model(T: int, dim: int):
+    import torch_impl.vdm as V
+    from udm.model.diffusion import DiffusionModel
+    from udm.model.networks import MLPDenoiser
+
+    return DiffusionModel(MLPDenoiser((dim,), hidden=16, depth=1), V.make_schedule("cosine", T))
+
+
+def test_the_models_ddim_grid_is_numpys_linspace_rounded_half_to_even():
+    """The model samples on diffusers' / improved-diffusion's `linspace` timesteps (+1: the
+    model's t is 1-based): np.linspace(0, T - 1, k) rounded half to even, noisiest first."""
+    T = 40
+    model = _tiny_model(T, dim=1)
+    for k in range(1, T + 1):
+        times, levels = model.sampling_grid("ddim", k)
+        expected = np.round(np.linspace(0, T - 1, k))[::-1].astype(int) + 1
+        assert times.tolist() == expected.tolist(), k
+        assert len(levels) == k + 1 and float(levels[-1]) == 0.0
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_the_model_samples_with_any_ddim_eta(eta):
+    torch.manual_seed(0)
+    model = _tiny_model(30, dim=2)
+    gen = torch.Generator().manual_seed(0)
+    x = model.sample(64, sampler="ddim", steps=7, eta=eta, generator=gen)
+    assert x.shape == (64, 2) and torch.isfinite(x).all()
+    with pytest.raises(ValueError, match="eta"):
+        model.sample(4, sampler="ancestral", eta=0.5)
+    with pytest.raises(ValueError, match="eta"):
+        model.sample(4, sampler="ddim", eta=1.5)

@@ -775,6 +775,13 @@ def elbo(checkpoint_path, n, batch, seed, device, exact, ode_steps, as_json) -> 
     type=_FiniteFloatRange(0, limits.MAX_GUIDANCE),
     help="Classifier-free guidance gamma, eq. (170) (needs --label).",
 )
+@click.option(
+    "--eta",
+    type=_FiniteFloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="DDIM's eta (ddim.16): 0 deterministic, 1 the ancestral variance between grid levels.",
+)
 @click.option("--seed", type=_count("seed"), default=0)
 @click.option("--device", default="cpu", help="cpu, cuda, cuda:N or mps.")
 @click.option(
@@ -782,7 +789,9 @@ def elbo(checkpoint_path, n, batch, seed, device, exact, ode_steps, as_json) -> 
     default=None,
     help="Folder for samples.npy and samples.png.  [default: CHECKPOINT's folder/samples]",
 )
-def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, device, out) -> None:
+def sample(
+    checkpoint_path, n, sampler, steps, label, guidance_scale, eta, seed, device, out
+) -> None:
     """Draw samples: .npy array and a PNG (grid for images, scatter/histogram otherwise)."""
     from udm.model import checkpoint, evaluate
     from udm.model.config import check_writable_folder
@@ -805,6 +814,8 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
             )
     if guidance_scale is not None and label is None:
         _fail("--guidance-scale needs --label (guidance steers towards a class)")
+    if eta and sampler != "ddim":
+        _fail("--eta applies to --sampler ddim only")
     if info is not None:
         need = limits.sample_bytes(
             n, info.shape, config.width, 8 if config.dtype == "float64" else 4
@@ -824,6 +835,7 @@ def sample(checkpoint_path, n, sampler, steps, label, guidance_scale, seed, devi
             steps=steps,
             label=label,
             guidance_scale=guidance_scale,
+            eta=eta,
             seed=seed,
             device=device,
             show_progress=True,

@@ -16,7 +16,7 @@ from torch import nn
 
 import torch_impl.guidance as G
 import torch_impl.interpretations as I
-import torch_impl.noise_params as N
+import torch_impl.sampling as S
 import torch_impl.vdm as V
 from udm import checks
 from udm.model.progress import bar as progress_bar
@@ -142,6 +142,7 @@ class DenoisingModel(nn.Module):
         dtype=torch.float32,
         progress: bool = False,
         validate_args: bool | None = None,
+        eta: float = 0.0,
     ) -> torch.Tensor:
         """Draw n samples on the model's grid (`sampling_grid`), noisiest level first.
 
@@ -149,6 +150,8 @@ class DenoisingModel(nn.Module):
         (85), (94)); 'ddim': x_s = sqrt(alpha_bar_s) x_0_hat + sqrt(1 - alpha_bar_s) eps_hat
         (eq. (69) with the predictions, DDIM's eta = 0). `guidance_scale`: classifier-free
         guidance gamma (eq. (170)) for labels y; `clip` clamps x_0_hat to [-1, 1] (image data).
+        `eta` (DDIM only, in [0, 1]): DDIM's sigma_t = eta sqrt(sigma_q^2 between grid levels)
+        (ddim.16); 0 is deterministic. The DDIM update is `torch_impl.sampling.ddim_step`.
         Noise is drawn on the CPU `generator` (reproducible on any device). The loop makes no
         host synchronization once validate_args is off (per call, or udm.checks globally).
         """
@@ -160,14 +163,18 @@ class DenoisingModel(nn.Module):
             raise ValueError(f"steps must be an int >= 1, got {steps!r}")
         if guidance_scale is not None and (y is None or not self.num_classes):
             raise ValueError("guidance_scale needs labels y and a class-conditional model")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ValueError(f"eta must be a number in [0, 1], got {eta!r}")
+        if eta and sampler != "ddim":
+            raise ValueError("eta applies to the DDIM sampler only")
         validate = checks.validate_args_enabled() if validate_args is None else validate_args
         with checks.validate_args(validate):
             return self._sample(
-                n, sampler, steps, y, guidance_scale, clip, generator, device, dtype, progress
+                n, sampler, steps, y, guidance_scale, clip, generator, device, dtype, progress, eta
             )
 
     def _sample(
-        self, n, sampler, steps, y, guidance_scale, clip, generator, device, dtype, progress
+        self, n, sampler, steps, y, guidance_scale, clip, generator, device, dtype, progress, eta
     ):
         shape = (n, *self.network.shape)
 
@@ -209,11 +216,16 @@ class DenoisingModel(nn.Module):
                 elif not to_x_0:
                     log_var = self.step_log_var(var_out, log_small[i], log_beta[i])
                     x = x + torch.exp(0.5 * log_var) * noise()
-            elif to_x_0:  # DDIM to alpha_bar = 1: the prediction itself
-                x = x_0_hat
-            else:
+            else:  # DDIM (ddim.12, ddim.16); at alpha_bar = 1 it returns x_0_hat
                 eps_hat = I.eps_from_x_0(x_t=x, x_0_hat=x_0_hat, log_snr=log_snr[i].expand_as(x))
-                x = N.q_sample_from_omega(x_0=x_0_hat, omega=-log_snr[i + 1], eps=eps_hat)
+                x = S.ddim_step(
+                    x_0_hat=x_0_hat,
+                    eps_hat=eps_hat,
+                    log_alpha_bar_t=log_ab[i],
+                    log_alpha_bar_s=log_ab[i + 1],
+                    eta=eta,
+                    noise=noise() if eta else None,  # the last step adds 0 x noise
+                )
         return self.finish(x, log_ab[-1]).to(dtype)
 
 

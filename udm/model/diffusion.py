@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import torch_impl.iddpm as D
+import torch_impl.sampling as S
 import torch_impl.vdm as V
 from torch_impl._tensors import append_dims
 from udm.model import networks
@@ -89,14 +90,14 @@ class DiffusionModel(DenoisingModel):
         return t.to(x.dtype) / self.T
 
     def sampling_grid(self, sampler: str, steps: int | None):
-        """Time steps T..1 (ancestral, default) or `steps` of them evenly spaced (DDIM
-        default min(T, 100); ancestral then samples the respaced chain), and alpha_bar_0 = 1."""
+        """Time steps T..1 (ancestral, default) or `steps` of them (DDIM default min(T, 100);
+        ancestral then samples the respaced chain), and alpha_bar_0 = 1. The steps are
+        `torch_impl.sampling.timestep_grid(T, k, "linspace")` + 1: exactly the timesteps of
+        diffusers' and improved-diffusion's DDIM linspace grid, so samples can be compared."""
         k = steps or (self.T if sampler == "ancestral" else min(self.T, 100))
-        if k >= self.T:
-            times = list(range(self.T, 0, -1))
-        else:
-            times = sorted({round(v) for v in torch.linspace(1, self.T, k).tolist()}, reverse=True)
-        index = torch.tensor(times) - 1
+        # improved-diffusion's and diffusers' `linspace` grid on 0-based indices (zt_snr.spacing)
+        index = S.timestep_grid(self.T, min(k, self.T), "linspace")
+        times = (index + 1).tolist()
         log_ab = torch.log(self.schedule.coefficients(torch.float64, "cpu")["alpha_bar_t"])
         p = next(self.network.parameters())
         levels = torch.cat([log_ab[index], log_ab.new_zeros(1)])

@@ -168,6 +168,7 @@ def sample_to_files(
     seed: int = 0,
     device: str = "cpu",
     show_progress: bool = False,
+    eta: float = 0.0,
 ) -> dict:
     """Draw n samples, write samples.npy and samples.png next to each other in `out`."""
     model, config, dataset = load_model(path, device)
@@ -181,6 +182,7 @@ def sample_to_files(
         steps=steps,
         y=label,
         guidance_scale=guidance_scale,
+        eta=eta,
         clip=dataset.levels is not None,
         generator=gen,
         device=dev,
