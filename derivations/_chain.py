@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import DerivationError, expect_gaussian_vector, log_normal_pdf
-from derivations.symbols import x_0
+from udm.derivations.core import DerivationError, expect_gaussian_vector, log_normal_pdf
+from udm.derivations.symbols import x_0
 
 
 def lpdf(x, mean_, var_):

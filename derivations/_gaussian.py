@@ -1,6 +1,6 @@
 """Closed-form Gaussian integrals used by the background derivations (eqs. 1-29).
 
-Expectations of polynomials are taken by moments (`derivations.core.expect_normal`). The
+Expectations of polynomials are taken by moments (`udm.derivations.core.expect_normal`). The
 ELBO derivations also need the log of an integral of exp(quadratic) -- the evidence
 log int p(x, z) dz and log E_q[p(x, z) / q(z | x)] -- which are Gaussian integrals:
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import complete_square
+from udm.derivations.core import complete_square
 
 
 def log_integral_exp(f, z: sp.Symbol):

@@ -5,8 +5,8 @@ A KL divergence between nearly equal Gaussians is a tiny number assembled from O
 and printed as written it keeps only eps / (r - 1)^2 of relative accuracy. The derivations
 write such closed forms with the functions below. For the machine they are their
 definitions: `elementary` replaces each by the elementary expression it stands for before
-any check (derivations.core.equal), so a closed form written with them is *proved* equal to
-the paper's line. For NumPy they print as calls of reference._stable, whose routines keep
+any check (udm.derivations.core.equal), so a closed form written with them is *proved* equal to
+the paper's line. For NumPy they print as calls of udm.reference._stable, whose routines keep
 full relative accuracy (tests/test_kl_precision.py measures them against 50-digit mpmath).
 
 * ``expm1mx(u) = exp(u) - 1 - u`` (= r - 1 - log r at u = log r), series near 0;
@@ -24,7 +24,7 @@ from sympy.core.evalf import prec_to_dps
 
 class StableFunction(sp.Function):
     """A function that stands for an elementary expression (`elementary`) and prints as the
-    numerically stable routine of the same name in reference._stable."""
+    numerically stable routine of the same name in udm.reference._stable."""
 
     def elementary(self) -> sp.Expr:
         raise NotImplementedError

@@ -1,6 +1,6 @@
 """Generate reference/_generated/<section>.py from the closed forms of the derivations.
 
-Run `udm generate` (or `python -m derivations.codegen`) after editing a derivation; the
+Run `udm generate` (or `python -m udm.derivations.codegen`) after editing a derivation; the
 test suite and `udm verify` fail while a generated file is out of date.
 """
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sympy.printing.numpy import NumPyPrinter
 
-from derivations.core import ClosedForm, Derivation
-from derivations.symbols import tex
 from udm import catalog, registry
+from udm.derivations.core import ClosedForm, Derivation
+from udm.derivations.symbols import tex
 
 GENERATED_DIR = Path(__file__).resolve().parent.parent / "reference" / "_generated"
 DOMAIN_WORDS = {
@@ -31,7 +31,7 @@ DOMAIN_WORDS = {
 def derivations_of(section: str) -> list[tuple[str, Derivation]]:
     """(dotted path, built Derivation) of every registered derivation in a section module."""
     try:
-        module = importlib.import_module(f"derivations.{section}")
+        module = importlib.import_module(f"udm.derivations.{section}")
     except ModuleNotFoundError:
         return []
     out = []
@@ -87,15 +87,15 @@ def render(section: str, built: list | None = None) -> str | None:
         return None
     names = [cf.name for _, cf in forms]
     bodies = [_function_source(src, cf) for src, cf in forms]
-    # numerically stable routines (derivations._stable) print as reference._stable calls
-    stable = "from reference import _stable\n" if any("_stable." in b for b in bodies) else ""
+    # numerically stable routines (udm.derivations._stable) print as udm.reference._stable calls
+    stable = "from udm.reference import _stable\n" if any("_stable." in b for b in bodies) else ""
     header = (
         f'"""{catalog.section_title(section)}: closed forms generated from derivations/{section}.py.\n\n'
         "Do not edit: run `udm generate`. Each function is the SymPy result printed as NumPy.\n"
         '"""\n\n'
         "import numpy\n\n"
         f"{stable}"
-        "from reference._args import as_float64, check_broadcast\n"
+        "from udm.reference._args import as_float64, check_broadcast\n"
         "from udm import register\n\n"
         f"__all__ = {names!r}\n"
     )

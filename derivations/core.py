@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from derivations._stable import elementary
-from derivations.symbols import tex
+from udm.derivations._stable import elementary
+from udm.derivations.symbols import tex
 
 # rule -> what licenses the step (shown by `udm eq`, checked as described above)
 RULES = {
@@ -217,7 +217,7 @@ def unit_intervals(symbols) -> tuple[Fact, ...]:
 
 
 def _paper_symbols() -> set:
-    from derivations import symbols
+    from udm.derivations import symbols
 
     every = {v for v in vars(symbols).values() if isinstance(v, sp.Symbol)}
     return every - symbols.BEYOND_PAPER
@@ -250,7 +250,7 @@ def fact_problems(facts, lines: set[int], steps) -> list[str]:
                 problems.append(f"{what}: restates {f.by}, a line of this derivation")
             elif (
                 isinstance(f.by, str)
-                and not f.by.startswith("derivations.")
+                and not f.by.startswith("udm.derivations.")
                 and not catalog.is_beyond(f.by)
             ):
                 problems.append(f"{what}: `by` must be a derivation's dotted path or a key")
@@ -511,7 +511,7 @@ def equal(a, b, facts: dict | None = None, rng: random.Random | None = None) -> 
         return False, f"{len(lhs)} components vs {len(rhs)}"
     details = []
     for x, y in zip(lhs, rhs, strict=True):
-        # a numerically stable function is its definition here (derivations._stable), and
+        # a numerically stable function is its definition here (udm.derivations._stable), and
         # expm1/log1p are read as what they compute
         ok, detail = is_zero(_plain(elementary(sp.sympify(x - y))).subs(facts), rng)
         if not ok:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, definition, lemma
-from derivations.symbols import (
+from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step, definition, lemma
+from udm.derivations.symbols import (
     LATEX_NAMES,
     alpha_bar_prev,
     alpha_bar_t,
@@ -34,7 +35,6 @@ from derivations.symbols import (
     x_0_hat,
     x_t,
 )
-from udm import register
 
 ab, abp, a = alpha_bar_t, alpha_bar_prev, alpha_t
 # DDIM's free standard deviation sigma_t and its eta; noises of x_t and of the step
@@ -55,7 +55,7 @@ LATEX_NAMES.update(
     }
 )
 # alpha_bar_t = alpha_t alpha_bar_{t-1}, proved in the vdm section
-ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "derivations.vdm.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "udm.derivations.vdm.alpha_bar_recursion")
 # x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Luo eq. (69)), with noise eps_1
 # (alpha_bar_t written as alpha_t alpha_bar_{t-1}: facts are substituted in turn)
 X_T = lemma(x_t, sp.sqrt(a * abp) * x_0 + sp.sqrt(1 - a * abp) * eps_1, 69)

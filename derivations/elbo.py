@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations._gaussian import log_expect_exp, log_integral_exp
-from derivations._stable import expm1mx, log_ratio
-from derivations.core import KL, ClosedForm, Derivation, Step, complete_square, log_normal_pdf
-from derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
 from udm import register
+from udm.derivations._gaussian import log_expect_exp, log_integral_exp
+from udm.derivations._stable import expm1mx, log_ratio
+from udm.derivations.core import KL, ClosedForm, Derivation, Step, complete_square, log_normal_pdf
+from udm.derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
 
 FAMILY = "linear-Gaussian latent model z ~ N(0, 1), x | z ~ N(w z + b, s^2), q(z|x) = N(m, v)"
 
@@ -41,7 +41,7 @@ posterior_kl_expr = (
     - 1
 ) / 2  # KL(q(z | x) || p(z | x))
 # the two KLs as evaluated: r - 1 - log r = expm1mx(log r) keeps their relative accuracy
-# when q nearly matches (derivations._stable; each is proved equal to the form above)
+# when q nearly matches (udm.derivations._stable; each is proved equal to the form above)
 prior_kl_stable = (mean_q**2 + expm1mx(sp.log(var_q))) / 2
 posterior_kl_stable = (
     expm1mx(log_ratio(var_q, posterior_var_expr))

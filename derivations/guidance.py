@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step
-from derivations.symbols import guidance_scale, score, x_t
 from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step
+from udm.derivations.symbols import guidance_scale, score, x_t
 
 p_x = sp.Function("p", positive=True)  # p(x_t): the unconditional density
 p_y_given_x = sp.Function("p_y", positive=True)  # p(y | x_t): the classifier, y fixed

@@ -15,10 +15,10 @@ import functools
 
 import sympy as sp
 
-from derivations._gaussian import log_integral_exp, log_mvn
-from derivations.core import KL, ClosedForm, Derivation, Step, log_normal_pdf
-from derivations.symbols import x_0
 from udm import register
+from udm.derivations._gaussian import log_integral_exp, log_mvn
+from udm.derivations.core import KL, ClosedForm, Derivation, Step, log_normal_pdf
+from udm.derivations.symbols import x_0
 
 FAMILY = "two-level linear-Gaussian Markov chain (T = 2) with a linear-Gaussian Markov encoder"
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, definition, lemma
-from derivations.symbols import LATEX_NAMES, alpha_bar_prev, snr_s, var_q
 from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step, definition, lemma
+from udm.derivations.symbols import LATEX_NAMES, alpha_bar_prev, snr_s, var_q
 
 beta_t = sp.Symbol("beta_t", positive=True)
 v_interp = sp.Symbol("v_interp", nonnegative=True)  # iDDPM's v (v >= 0 here; <= 1 below)
 w = sp.Symbol("w", nonnegative=True)  # 1 - v >= 0, for the upper bound
 LATEX_NAMES.update({beta_t: r"\beta_t", v_interp: "v", w: "(1 - v)"})
 abp = alpha_bar_prev
-VAR_Q = lemma(var_q, beta_t / (1 + beta_t * snr_s), "derivations.iddpm.var_q_through_beta")
+VAR_Q = lemma(var_q, beta_t / (1 + beta_t * snr_s), "udm.derivations.iddpm.var_q_through_beta")
 
 
 def _log_sigma(v):

@@ -15,8 +15,9 @@ import functools
 
 import sympy as sp
 
-from derivations._stable import one_minus_product
-from derivations.core import (
+from udm import register
+from udm.derivations._stable import one_minus_product
+from udm.derivations.core import (
     ClosedForm,
     Derivation,
     Step,
@@ -26,7 +27,7 @@ from derivations.core import (
     lemma,
     log_normal_pdf,
 )
-from derivations.symbols import (
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -43,7 +44,6 @@ from derivations.symbols import (
     x_0_hat,
     x_t,
 )
-from udm import register
 
 a, abp, ab = alpha_t, alpha_bar_prev, alpha_bar_t
 ab_of = a * abp  # alpha_bar_t = alpha_t alpha_bar_{t-1}
@@ -57,7 +57,7 @@ var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
 
 # x_t is the forward sample (eq. (69)); alpha_bar_t = alpha_t alpha_bar_{t-1}
 FORWARD_SAMPLE = lemma(x_t, sqrt_ab * x_0 + sqrt_1m * eps, 69)
-ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.forward.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "udm.derivations.vdm.forward.alpha_bar_recursion")
 # grad log q(x_t | x_0) evaluated at x_t: the conditional score of eqs. (132), (133), (149)-(151)
 _y = sp.Symbol("y", real=True)
 COND_SCORE = sp.Subs(sp.Derivative(log_normal_pdf(_y, sqrt_ab * x_0, 1 - ab), _y), _y, x_t)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, abbreviation, definition, lemma
-from derivations.symbols import (
+from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step, abbreviation, definition, lemma
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -24,7 +25,6 @@ from derivations.symbols import (
     sq_err,
     var_q,
 )
-from udm import register
 
 a, abp, ab = alpha_t, alpha_bar_prev, alpha_bar_t
 ab_of = a * abp  # alpha_bar_t = alpha_t alpha_bar_{t-1}
@@ -32,7 +32,7 @@ ab_of = a * abp  # alpha_bar_t = alpha_t alpha_bar_{t-1}
 # section does not depend on the vdm module; in terms of alpha_t and alpha_bar_{t-1} only.
 var_q_of = (1 - a) * (1 - abp) / (1 - ab_of)
 # alpha_bar_t = alpha_t alpha_bar_{t-1}, proved in the vdm section
-ALPHA_BAR = lemma(alpha_bar_t, ab_of, "derivations.vdm.forward.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, ab_of, "udm.derivations.vdm.forward.alpha_bar_recursion")
 
 
 def _u(*args, op=sp.Add):

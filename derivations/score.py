@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, definition, gaussian_law
-from derivations.symbols import eps, mean, score_hat, sigma, step_size, var
 from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step, definition, gaussian_law
+from udm.derivations.symbols import eps, mean, score_hat, sigma, step_size, var
 
 x = sp.Symbol("x", real=True)
 Z = sp.Symbol("Z_theta", positive=True)
@@ -78,7 +78,7 @@ def _esm_closed_form():
     """E_{x ~ N(mean, var + sigma^2)}[(a x + b - score(x))^2], score(x) = -(x - mean)/(var + sigma^2)."""
     y = sp.Symbol("y", real=True)
     integrand = (a * y + b + (y - mean) / _var_pert) ** 2
-    from derivations.core import expect_normal
+    from udm.derivations.core import expect_normal
 
     return sp.expand(expect_normal(integrand, y, mean, _var_pert))
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import Derivation, Step, lemma
-from derivations.symbols import LATEX_NAMES, eps, score, x_t
 from udm import register
+from udm.derivations.core import Derivation, Step, lemma
+from udm.derivations.symbols import LATEX_NAMES, eps, score, x_t
 
 lam = sp.Symbol("log_snr", real=True)
 beta = sp.Symbol("beta", positive=True)

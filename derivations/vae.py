@@ -1,6 +1,6 @@
 """Variational autoencoders (background, eqs. (17)-(22)): SymPy derivations.
 
-On the linear-Gaussian latent model of `derivations.elbo` (decoder p_theta(x | z) =
+On the linear-Gaussian latent model of `udm.derivations.elbo` (decoder p_theta(x | z) =
 N(w z + b, s^2), prior p(z) = N(0, 1), encoder q_phi(z | x) = N(mean_q, var_q)): the
 joint factorizes into decoder times prior (eq. (17)), the ELBO splits into reconstruction
 minus prior matching (eqs. (18), (19)), the prior-matching KL of a Gaussian to N(0, 1) has
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations._gaussian import log_bivariate_normal as _log_bivariate_normal
-from derivations.core import ClosedForm, Derivation, Step, log_normal_pdf
-from derivations.elbo import (
+from udm import register
+from udm.derivations._gaussian import log_bivariate_normal as _log_bivariate_normal
+from udm.derivations.core import ClosedForm, Derivation, Step, log_normal_pdf
+from udm.derivations.elbo import (
     DOMAINS,
     FAMILY,
     MODEL_ARGS,
@@ -26,8 +27,7 @@ from derivations.elbo import (
     prior_kl_stable,
     reconstruction_expr,
 )
-from derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
-from udm import register
+from udm.derivations.symbols import b, eps, mean_q, var_q, var_x, w, x_0, z
 
 x = x_0
 

@@ -6,7 +6,7 @@ the angle whose cosine is sqrt(alpha_bar_t), so x_0 and eps are read back from (
 x_0 - x_0_hat = -sqrt(1 - alpha_bar_t)(v - v_hat) and eps - eps_hat = sqrt(alpha_bar_t)(v -
 v_hat): the v loss is the x_0 loss weighted by 1 + SNR(t) and the eps loss weighted by
 1 / alpha_bar_t (v.loss), which is why it stays finite at both ends of the schedule.
-The conversions themselves are generated from `derivations.interpretations.v_prediction`
+The conversions themselves are generated from `udm.derivations.interpretations.v_prediction`
 (registered under eq. (115) and v.x0, v.eps): one formula, one function.
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step, definition, lemma
-from derivations.symbols import alpha_bar_t, eps, eps_hat, snr_t, v, v_hat, x_0, x_0_hat, x_t
 from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step, definition, lemma
+from udm.derivations.symbols import alpha_bar_t, eps, eps_hat, snr_t, v, v_hat, x_0, x_0_hat, x_t
 
 ab = alpha_bar_t
 sqrt_ab, sqrt_1m = sp.sqrt(ab), sp.sqrt(1 - ab)

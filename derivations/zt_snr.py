@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import ClosedForm, Derivation, Step
-from derivations.symbols import LATEX_NAMES
 from udm import register
+from udm.derivations.core import ClosedForm, Derivation, Step
+from udm.derivations.symbols import LATEX_NAMES
 
 # sqrt(alpha_bar) at t, at the first step and at the last step (positive, s_1 > s_T)
 s_t, s_1, s_T = sp.symbols("sqrt_alpha_bar_t sqrt_alpha_bar_1 sqrt_alpha_bar_T", positive=True)

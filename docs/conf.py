@@ -76,9 +76,9 @@ def _copy_mathjax(app, exc):
 def _docstring_as_text(app, what, name, obj, options, lines):
     """Show hand-written docstrings as written: plain text with pseudo-math (x_{t-1},
     N(a_t x_t + c_t, var_theta), q(x_t | x_0)) that reStructuredText would misread."""
-    if not name.startswith(("reference.", "torch_impl.", "derivations.")) or not lines:
+    if not name.startswith(("udm.reference.", "udm.torch_impl.", "udm.derivations.")) or not lines:
         return
-    if name.startswith("reference._generated.") or any(
+    if name.startswith("udm.reference._generated.") or any(
         ":math:" in line or ".. math::" in line for line in lines
     ):
         return  # written as reStructuredText with real math (e.g. by derivations/codegen.py)

@@ -11,7 +11,7 @@ So the printed numbers in the docs are the numbers the code gives. Code lines st
 
 EXAMPLES = {
     "elbo": """\
-import reference.elbo as E
+import udm.reference.elbo as E
 
 # z ~ N(0, 1), x | z ~ N(2 z + 1, 0.5): the ELBO of any q(z | x) = N(m, v)
 # plus its KL to the true posterior is log p(x), eqs. (9)-(16)
@@ -22,7 +22,7 @@ for m, v in [(0.0, 1.0), (-0.2, 0.1)]:
     print(round(float(gap), 12) == round(float(kl), 12))
 """,
     "vae": """\
-import reference.vae as VAE
+import udm.reference.vae as VAE
 
 # prior-matching term of eq. (19): KL(N(mu, sigma^2) || N(0, 1)),
 # per latent coordinate
@@ -30,7 +30,7 @@ print(VAE.kl_standard_normal(mean_q=[0.0, 1.0, 0.0],
                              var_q=[1.0, 1.0, 0.25]))
 """,
     "hvae": """\
-import reference.hvae as H
+import udm.reference.hvae as H
 
 # two-level linear-Gaussian HVAE: the Markovian ELBO of eq. (29)
 # never exceeds log p(x)
@@ -41,7 +41,7 @@ elbo = H.hvae_elbo(**model, mean_q1=0.2, var_q1=0.4,
 print(bool(elbo <= H.log_evidence(**model)))
 """,
     "vdm": """\
-import reference.vdm as V
+import udm.reference.vdm as V
 
 # eq. (85) at three numbers, and q(x_t | x_0) of eq. (70)
 # on DDPM's linear schedule
@@ -50,8 +50,8 @@ s = V.linear_schedule(T=1000)
 print(s.alpha_bar_t[999], V.q_var(alpha_bar_t=s.alpha_bar_t[999]))
 """,
     "noise_params": """\
-import reference.noise_params as N
-import reference.vdm as V
+import udm.reference.noise_params as N
+import udm.reference.vdm as V
 
 # the x_0-loss weight of eq. (99) is half the SNR drop, eq. (108)
 a_prev, a_t = 0.9, 0.9 * 0.95
@@ -60,7 +60,7 @@ w = V.x_0_loss_weight(alpha_t=0.95, alpha_bar_t=a_t, alpha_bar_prev=a_prev)
 print(w, N.x0_loss_weight_snr(snr_s=snr_s, snr_t=snr_t))
 """,
     "interpretations": """\
-import reference.interpretations as I
+import udm.reference.interpretations as I
 
 # one noisy point, three equivalent predictions:
 # x_0 (eq. (115)), eps, score (eq. (151))
@@ -71,7 +71,7 @@ print(x_0, I.x_0_from_score(x_t=x_t, score_hat=score, alpha_bar_t=ab))
 """,
     "score": """\
 import numpy as np
-import reference.score as S
+import udm.reference.score as S
 
 # Langevin dynamics, eq. (158), with the exact score of N(2, 1):
 # the samples settle near N(2, 1)
@@ -81,7 +81,7 @@ x = S.langevin_sample(score_fn=lambda x: -(x - 2.0), x=np.zeros(20000),
 print(round(float(x.mean()), 1), round(float(x.var()), 1))
 """,
     "guidance": """\
-import reference.guidance as G
+import udm.reference.guidance as G
 
 # classifier-free guidance, eq. (170): gamma = 1 is the conditional
 # score, gamma = 0 the unconditional one, gamma = 3 extrapolates past
@@ -118,7 +118,7 @@ TORCH_EXAMPLES = [
         "the same quantities as keyword arguments named as in the notation table, and agree.",
         """\
 import torch
-from torch_impl import vdm
+from udm.torch_impl import vdm
 
 torch.manual_seed(0)
 f64 = torch.float64
@@ -152,7 +152,7 @@ print(var_q.flatten())
 import math
 
 import torch
-from torch_impl import vdm
+from udm.torch_impl import vdm
 
 # Data x_0 ~ N(0, I) in 2 dimensions: its true -log2 p(x_0) is known, and
 # so is the best denoiser: E[x_0 | x_t] = sqrt(alpha_bar_t) x_t, eq. (70)
@@ -189,8 +189,8 @@ print(f"true -log2 p(x_0) = {nats / math.log(2):.3f} bits/dim")
         """\
 import torch
 from torch import nn
-from torch_impl import interpretations as I
-from torch_impl import vdm
+from udm.torch_impl import interpretations as I
+from udm.torch_impl import vdm
 
 torch.manual_seed(0)
 # data: a 2-D mixture of four Gaussians; T = 100 steps, cosine schedule
@@ -233,16 +233,16 @@ TUTORIAL = [
     (
         "A derivation is a list of `Step`s. The first introduces an expression; each next "
         "one is a new form of it together with the *rule* that licenses the move "
-        "(`derivations.core.RULES` lists them). `facts` are substitutions the checker may "
+        "(`udm.derivations.core.RULES` lists them). `facts` are substitutions the checker may "
         "use, each naming where it is proved (a `lemma`) or which definition it is; here "
-        "eq. (70) one step back, proved by `derivations.vdm.forward.alpha_bar_recursion`. A bare "
+        "eq. (70) one step back, proved by `udm.derivations.vdm.forward.alpha_bar_recursion`. A bare "
         "substitution is refused. `verify()` checks every step against the one "
         "before it: a numeric probe at random rational points first, then a symbolic proof "
         "(`expand`, `cancel`, `simplify`). Here it proves that the posterior's precision is "
         "the sum of the two precisions it came from:",
         """\
-from derivations.core import Derivation, Step, lemma
-from derivations.symbols import alpha_bar_prev, alpha_bar_t, alpha_t
+from udm.derivations.core import Derivation, Step, lemma
+from udm.derivations.symbols import alpha_bar_prev, alpha_bar_t, alpha_t
 
 # Claim: the posterior's precision is a sum of two precisions,
 #   1 / sigma_q^2(t) = alpha_t / (1 - alpha_t) + 1 / (1 - alpha_bar_{t-1}),
@@ -252,7 +252,7 @@ d = Derivation(
     title="the posterior precision is a sum of precisions",
     equations=(85,),
     facts=(lemma(alpha_bar_t, alpha_t * alpha_bar_prev,  # eq. (70)
-                 "derivations.vdm.forward.alpha_bar_recursion"),),
+                 "udm.derivations.vdm.forward.alpha_bar_recursion"),),
     steps=[
         Step(1 / var_q, "definition", "the inverse of eq. (85)"),
         Step((1 - alpha_t * alpha_bar_prev)
@@ -271,7 +271,7 @@ for check in d.verify():
         "the error names the derivation, the step, its rule, by how much the two sides differ "
         "and where:",
         """\
-from derivations.core import DerivationError
+from udm.derivations.core import DerivationError
 
 # The same derivation with a slip in the last line:
 # 1 / alpha_bar_{t-1} where 1 / (1 - alpha_bar_{t-1}) belongs

@@ -2,9 +2,9 @@
 
 p(x) = sum_k w_k N(x; m_k, diag(v_k)) (eq. (159)), and under the VP forward process
 x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps again a mixture (eq. (160)). Every
-mixture formula of `reference.score`, `reference.interpretations` and `reference.guidance`
+mixture formula of `udm.reference.score`, `udm.reference.interpretations` and `udm.reference.guidance`
 (log-density, score, component posterior, posterior mean E[x_0 | x_t]) is computed here;
-those modules check their arguments and call these kernels. `torch_impl._mixture` is the
+those modules check their arguments and call these kernels. `udm.torch_impl._mixture` is the
 torch twin (tests/test_mixture.py ties the two, and this one to scipy.stats and to finite
 differences).
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from reference._args import as_float64
-from reference._generated.score import vp_component_mean, vp_component_var
+from udm.reference._args import as_float64
+from udm.reference._generated.score import vp_component_mean, vp_component_var
 
 
 def check(weights, means, variances):

@@ -1,6 +1,6 @@
 """Guidance (section 4, eqs. (162)-(170)): float64 reference.
 
-The guided-score combinations are generated from `derivations.guidance`; the analytic
+The guided-score combinations are generated from `udm.derivations.guidance`; the analytic
 Gaussian-mixture classifier (one Gaussian component per class y) is hand-written.
 """
 
@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import _mixture
-from reference._args import as_float64
-from reference._generated.guidance import (  # noqa: F401
+from udm import register
+from udm.reference import _mixture
+from udm.reference._args import as_float64
+from udm.reference._generated.guidance import (  # noqa: F401
     cfg_score,
     classifier_guided_score,
     implicit_classifier_grad,
 )
-from udm import register
 
 
 def _label(y, K: int) -> np.ndarray:

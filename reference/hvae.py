@@ -1,7 +1,7 @@
 """Hierarchical VAEs (background, eqs. (23)-(29)): float64 reference.
 
 Closed forms for the two-level linear-Gaussian Markovian HVAE, generated from
-`derivations.hvae` into `reference._generated.hvae` and re-exported here.
+`udm.derivations.hvae` into `udm.reference._generated.hvae` and re-exported here.
 """
 
-from reference._generated.hvae import hvae_elbo, log_evidence, posterior_kl  # noqa: F401
+from udm.reference._generated.hvae import hvae_elbo, log_evidence, posterior_kl  # noqa: F401

@@ -1,7 +1,7 @@
 """Three equivalent interpretations (section 2.3, eqs. (115)-(151)): float64 reference.
 
 The conversions between x_0, eps, score and v predictions, the means of p_theta and the three
-losses are generated from `derivations.interpretations` and re-exported here. Hand-written
+losses are generated from `udm.derivations.interpretations` and re-exported here. Hand-written
 below: the exact score and posterior mean E[x_0 | x_t] for Gaussian-mixture data (x_t is again
 a Gaussian mixture), the oracle for Tweedie's formula (eqs. (131)-(133)) and the optimal
 denoiser.
@@ -9,9 +9,10 @@ denoiser.
 
 from __future__ import annotations
 
-from reference import _mixture
-from reference._args import as_float64
-from reference._generated.interpretations import (  # noqa: F401
+from udm import register
+from udm.reference import _mixture
+from udm.reference._args import as_float64
+from udm.reference._generated.interpretations import (  # noqa: F401
     eps_from_score,
     eps_from_v,
     eps_from_x_0,
@@ -33,7 +34,6 @@ from reference._generated.interpretations import (  # noqa: F401
     x_0_from_score,
     x_0_from_v,
 )
-from udm import register
 
 
 def _mixture_args(x_t, weights, means, variances, alpha_bar_t):
@@ -56,7 +56,7 @@ def gaussian_mixture_log_prob(*, x_t, weights, means, variances, alpha_bar_t):
 
     x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps is again a mixture:
     p(x_t) = sum_k w_k N(sqrt(alpha_bar_t) m_k, (alpha_bar_t v_k + 1 - alpha_bar_t) I), summed
-    with logsumexp (`reference._mixture`). Shapes: x_t [..., D]; weights [K] (sum 1); means
+    with logsumexp (`udm.reference._mixture`). Shapes: x_t [..., D]; weights [K] (sum 1); means
     [K, D]; variances [K]; alpha_bar_t in (0, 1], shape broadcasting against x_t[..., 0].
     Returns [...].
     """

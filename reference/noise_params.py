@@ -1,7 +1,7 @@
 """Learning diffusion noise parameters (section 2.2, eqs. (101)-(114)): float64 reference.
 
-The closed forms are generated from `derivations.noise_params` into
-`reference._generated.noise_params` and re-exported here. Hand-written below: the exact
+The closed forms are generated from `udm.derivations.noise_params` into
+`udm.reference._generated.noise_params` and re-exported here. Hand-written below: the exact
 continuous-time diffusion loss of the optimal denoiser for Gaussian data (the oracle of
 VDM's invariance to the schedule's shape).
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._args import as_float64, check_broadcast
-from reference._generated.noise_params import (  # noqa: F401
+from udm import register
+from udm.reference._args import as_float64, check_broadcast
+from udm.reference._generated.noise_params import (  # noqa: F401
     alpha_bar_from_omega,
     omega_from_alpha_bar,
     one_minus_alpha_bar_from_omega,
@@ -20,13 +21,12 @@ from reference._generated.noise_params import (  # noqa: F401
     x0_loss_weight_from_alpha_bars,
     x0_loss_weight_snr,
 )
-from udm import register
 
 
 def __getattr__(name: str):
     # removed: eq. (99)'s one weight is x_0_loss_weight, in the notation's spelling
     moved = {
-        "x0_loss_weight": "reference.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
+        "x0_loss_weight": "udm.reference.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
     }
     why = f"was removed: use {moved[name]}" if name in moved else "does not exist"
     raise AttributeError(f"{__name__}.{name} {why}")

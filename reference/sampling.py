@@ -1,7 +1,7 @@
 """Samplers, float64 NumPy reference: the timestep grids and the DDIM step in their simplest
 form (the torch layer, torch_impl/sampling.py, is tested against these).
 
-The DDIM step is the closed form generated from `derivations.ddim.sampling_step` (ddim.12),
+The DDIM step is the closed form generated from `udm.derivations.ddim.sampling_step` (ddim.12),
 called with alpha_t = alpha_bar_t / alpha_bar_s; the grid is written with Python's exact
 fractions where the definition is exact, and with NumPy's float64 operations where diffusers'
 definition is a float computation.
@@ -13,9 +13,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from reference._args import as_float64, check_broadcast
-from reference._generated.ddim import ddim_step as _ddim_step
 from udm import register
+from udm.reference._args import as_float64, check_broadcast
+from udm.reference._generated.ddim import ddim_step as _ddim_step
 
 
 @register("zt_snr.spacing")

@@ -1,6 +1,6 @@
 """Score-based generative models (section 3, eqs. (152)-(161)): float64 reference.
 
-Closed forms are generated from `derivations.score` (re-exported below); the samplers,
+Closed forms are generated from `udm.derivations.score` (re-exported below); the samplers,
 losses and the Gaussian-mixture oracle are hand-written NumPy, registered and cited.
 
 Gaussian mixtures are given as `weights` [K] (positive, summing to 1), `means` [K, D] and
@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from reference import _mixture
-from reference._args import as_float64
-from reference._generated.score import (  # noqa: F401
+from udm import checks, register
+from udm.reference import _mixture
+from udm.reference._args import as_float64
+from udm.reference._generated.score import (  # noqa: F401
     dsm_esm_gap,
     langevin_stationary_var,
     perturbed_var,
@@ -26,7 +27,6 @@ from reference._generated.score import (  # noqa: F401
     vp_component_var,
     weighted_dsm_term,
 )
-from udm import checks, register
 
 # --- argument checks (private) --------------------------------------------------------------
 
@@ -59,7 +59,7 @@ def _rng(rng) -> np.random.Generator:
 def gaussian_mixture_log_prob(*, x, weights, means, variances) -> np.ndarray:
     """log p(x) of the Gaussian mixture sum_k c_k N(means_k, diag(variances_k)), eq. (159).
 
-    x [..., D] -> [...]; by logsumexp over components (`reference._mixture`).
+    x [..., D] -> [...]; by logsumexp over components (`udm.reference._mixture`).
     """
     weights, means, variances = _mixture.check(weights, means, variances)
     return _mixture.log_prob(as_float64("x", x), weights, means, variances)
@@ -272,7 +272,7 @@ def reverse_sde_sample(
 
 
 # The classical fourth-order Runge-Kutta method as its Butcher tableau (nodes c, matrix A,
-# weights b): the textbook definition, stage by stage. torch_impl.score writes the same method
+# weights b): the textbook definition, stage by stage. udm.torch_impl.score writes the same method
 # out by hand (batched, tuples of states); tests/test_score_properties.py ties the two.
 _RK4_C = (0.0, 0.5, 0.5, 1.0)
 _RK4_A = ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0))

@@ -1,6 +1,6 @@
 """Variational autoencoders (background, eqs. (17)-(22)): float64 reference.
 
-Generated from `derivations.vae`: the reconstruction term of the linear-Gaussian decoder,
+Generated from `udm.derivations.vae`: the reconstruction term of the linear-Gaussian decoder,
 the prior-matching KL to N(0, 1) and the reparameterization. Hand-written (no closed form
 to generate from a scalar derivation): the full-covariance Gaussian KL, the vector linear
 VAE's ELBO, and its analytic optimum, probabilistic PCA (Tipping & Bishop 1999).
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._args import as_float64
-from reference._generated.vae import (  # noqa: F401
+from udm import checks, register
+from udm.reference._args import as_float64
+from udm.reference._generated.vae import (  # noqa: F401
     kl_standard_normal,
     reconstruction_term,
     reparameterize,
 )
-from udm import checks, register
 
 
 def _spd(name: str, cov: np.ndarray) -> np.ndarray:

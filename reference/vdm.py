@@ -1,7 +1,7 @@
 """Variational diffusion models (section 2.1, eqs. (30)-(100)): float64 reference.
 
-The closed forms are generated from `derivations.vdm` into `reference._generated.vdm`
-and re-exported here, so `reference.vdm.q_sample` is the derivation's result verbatim. The
+The closed forms are generated from `udm.derivations.vdm` into `udm.reference._generated.vdm`
+and re-exported here, so `udm.reference.vdm.q_sample` is the derivation's result verbatim. The
 noise schedules are too: the named schedules' beta_t (`linear_beta_t`, `scaled_linear_beta_t`,
 `cosine_beta_t`) and every coefficient of the `Schedule` table (log space: `log_alpha_t`,
 `q_var_from_log_alpha_bar`, `var_q_from_log_alpha_bars`, `log_var_q_from_log_alpha_bars`,
@@ -16,8 +16,9 @@ import math
 import numpy as np
 from scipy import special
 
-from reference._args import as_float64
-from reference._generated.vdm import (  # noqa: F401  (re-exported: the generated closed forms)
+from udm import checks, register
+from udm.reference._args import as_float64
+from udm.reference._generated.vdm import (  # noqa: F401  (re-exported: the generated closed forms)
     cosine_beta_t,
     denoising_kl,
     elbo_consistency_term,
@@ -40,7 +41,6 @@ from reference._generated.vdm import (  # noqa: F401  (re-exported: the generate
     var_q_from_log_alpha_bars,
     x_0_loss_weight,
 )
-from udm import checks, register
 
 
 @register(94)
@@ -51,7 +51,7 @@ def mu_theta(*, x_t, x_0_hat, alpha_t, alpha_bar_t, alpha_bar_prev):
     return mu_q(x_t=x_t, x_0=as_float64("x_0_hat", x_0_hat, "real"), **alphas)
 
 
-# The ELBO of eqs. (34)-(58): the per-t terms are generated (reference._generated.vdm); the
+# The ELBO of eqs. (34)-(58): the per-t terms are generated (udm.reference._generated.vdm); the
 # functions below assemble them over a whole schedule alpha_1..alpha_T (hand-written: the
 # sum over t has no fixed-size closed form) for the linear-Gaussian reverse model
 # p_theta(x_{t-1} | x_t) = N(a_t x_t + c_t, var_theta_t), p(x_T) = N(0, 1).
@@ -94,7 +94,7 @@ def vdm_elbo_terms_consistency(*, x_0, alpha_t, a_t, c_t, var_theta):
     ELBO = reconstruction - prior_matching - consistency.sum(-1). `alpha_t`, `a_t`, `c_t`,
     `var_theta` have shape (T,) (t = 1..T); `x_0` any shape S. Returns arrays of shapes S, S and
     S + (T - 1,) (consistency term t = 1..T-1, taken under the chain's joint law as in eq. (44);
-    see `derivations.vdm.elbo.elbo_consistency_term` for how this differs from eq. (45)'s KL).
+    see `udm.derivations.vdm.elbo.elbo_consistency_term` for how this differs from eq. (45)'s KL).
     """
     x_0, al, _, abp, a, c, v = _elbo_inputs(x_0, alpha_t, a_t, c_t, var_theta)
     recon = elbo_reconstruction_term(
@@ -245,7 +245,7 @@ class Schedule:
     array of length T whose element t - 1 belongs to time step t (t = 1..T); use `at(t)` to
     index by the paper's t. The one step written here is the scan log alpha_bar_t =
     cumsum(log alpha_t) (the product of eq. (69)), alpha_bar_0 = 1; every coefficient is then a
-    closed form generated from `derivations.vdm.schedules.schedule_in_log_space`: 1 - alpha_bar_t
+    closed form generated from `udm.derivations.vdm.schedules.schedule_in_log_space`: 1 - alpha_bar_t
     (eq. (70)), sigma_q^2(t) and its log (eq. (85); sigma_q^2(1) = 0) and log SNR(t)
     (eq. (109)), in forms that lose no digits near alpha_bar = 1 or 0.
 

@@ -190,7 +190,7 @@ def test_our_tables_pass(tmp_path, name):
 
 
 def test_our_float32_alpha_bar_array_passes_and_names_its_schedule(tmp_path):
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     ab = vdm.make_schedule("linear", 1000, dtype=torch.float32).alpha_bar_t.numpy()
     np.save(tmp_path / "ab.npy", ab)
@@ -231,7 +231,7 @@ def test_planted_betas_shifted_by_one_index(tmp_path):
 
 
 def test_planted_table_rounded_to_float16(tmp_path):
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     ab = vdm.make_schedule("linear", 1000, dtype=torch.float64).alpha_bar_t.numpy()
     np.save(tmp_path / "f16.npy", ab.astype(np.float16))

@@ -125,7 +125,7 @@ def test_speed_elbo_tiny_loop_and_vectorized_agree():
 def test_proof_timings_tiny():
     rows = speed.proof_timings(["guidance"], top=3)
     assert 1 <= len(rows) <= 3
-    assert all(r["ok"] and r["proof"].startswith("derivations.guidance.") for r in rows)
+    assert all(r["ok"] and r["proof"].startswith("udm.derivations.guidance.") for r in rows)
     assert rows == sorted(rows, key=lambda r: -r["seconds"])
 
 

@@ -12,16 +12,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import reference.ddim as RD
-import reference.iddpm as RI
-import reference.interpretations as RInt
-import reference.vpred as RV
-import reference.zt_snr as RZ
-import torch_impl.iddpm as TI
-import torch_impl.interpretations as I
-import torch_impl.sampling as S
-import torch_impl.vpred as TV
-import torch_impl.zt_snr as TZ
+import udm.reference.ddim as RD
+import udm.reference.iddpm as RI
+import udm.reference.interpretations as RInt
+import udm.reference.vpred as RV
+import udm.reference.zt_snr as RZ
+import udm.torch_impl.iddpm as TI
+import udm.torch_impl.interpretations as I
+import udm.torch_impl.sampling as S
+import udm.torch_impl.vpred as TV
+import udm.torch_impl.zt_snr as TZ
 from udm import catalog, registry, status
 from udm.cli import main
 
@@ -68,7 +68,7 @@ def test_register_accepts_keys_and_refuses_unknown_ones():
             pass
 
         f.__doc__ = doc
-        f.__module__ = "reference.x"
+        f.__module__ = "udm.reference.x"
         return f
 
     register("ddim.12")(fake("DDIM's step, ddim.12."))
@@ -87,7 +87,7 @@ def test_udm_eq_takes_keys_like_numbers():
     runner = CliRunner()
     text = runner.invoke(main, ["eq", "ddim.12"]).output
     assert text.startswith("ddim.12  [ddim] Song, Meng, Ermon 2021")
-    assert "torch_impl.sampling.ddim_step" in text and "reference/_generated/ddim.py:" in text
+    assert "udm.torch_impl.sampling.ddim_step" in text and "reference/_generated/ddim.py:" in text
     obj = json.loads(runner.invoke(main, ["eq", "ddim.12", "--json"]).output)
     assert obj["number"] == "ddim.12" and obj["source_equation"] == "eq. (12)"
     assert obj["status"] == status.load_beyond()["ddim.12"]["status"] == "symbolic"
@@ -234,7 +234,7 @@ def test_interpolated_variance_matches_reference_and_lies_between():
 
 def test_every_beyond_derivation_checks():
     """Each step of each derivation beyond the paper is proved (what `udm verify` runs)."""
-    from derivations import codegen
+    from udm.derivations import codegen
 
     for section in catalog.BEYOND_SECTIONS:
         for path, d in codegen.derivations_of(section):

@@ -15,8 +15,8 @@ import itertools
 import pytest
 import sympy as sp
 
-from derivations import codegen
 from udm import catalog
+from udm.derivations import codegen
 
 FORMS = [
     (path, d, i)
@@ -53,7 +53,7 @@ def test_every_closed_form_is_tied_and_true():
     for section in (*catalog.SECTIONS, *catalog.BEYOND_SECTIONS):
         if codegen.render(section) is None:
             continue  # nothing generated (no closed form in that section)
-        generated |= set(importlib.import_module(f"reference._generated.{section}").__all__)
+        generated |= set(importlib.import_module(f"udm.reference._generated.{section}").__all__)
     assert {d.results[i].name for _, d, i in FORMS} == generated  # every generated function
     for path, d, i in FORMS:
         (check,) = dataclasses.replace(d, results=(d.results[i],)).check_results()

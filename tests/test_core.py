@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derivations.core import (
+from udm.derivations.core import (
     KL,
     RULES,
     Derivation,

@@ -8,12 +8,12 @@ import torch
 from hypothesis import example, given
 from scipy import integrate, stats
 
-import reference.elbo as ref
-import torch_impl.elbo as tim
-from derivations import elbo as der
+import udm.reference.elbo as ref
+import udm.torch_impl.elbo as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
 from tests.strategies import encoders_q, linear_gaussian_models
+from udm.derivations import elbo as der
 
 
 def _t(value, dtype, device="cpu"):

@@ -28,8 +28,8 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-import reference.vdm as ref
-import torch_impl.vdm as tim
+import udm.reference.vdm as ref
+import udm.torch_impl.vdm as tim
 from tests import strategies as S
 from tests import tolerances as tol
 

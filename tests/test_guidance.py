@@ -14,10 +14,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-import reference.guidance as ref
-import reference.score as ref_score
-import torch_impl.guidance as tim
-import torch_impl.score as tim_score
+import udm.reference.guidance as ref
+import udm.reference.score as ref_score
+import udm.torch_impl.guidance as tim
+import udm.torch_impl.score as tim_score
 from tests import tolerances as tol
 from tests.devices import DEVICES
 

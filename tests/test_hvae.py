@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-import reference.hvae as ref
-import torch_impl.hvae as tim
-from derivations import hvae as der
+import udm.reference.hvae as ref
+import udm.torch_impl.hvae as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
+from udm.derivations import hvae as der
 
 MODEL = {"x_0": 0.4, "w_1": 1.2, "b_1": 0.3, "var_1": 0.5, "w_2": -0.7, "b_2": 0.2, "var_2": 0.8}
 Q = {"mean_q1": 0.1, "var_q1": 0.4, "a_2": 0.3, "c_2": -0.1, "var_q2": 0.6}

@@ -23,13 +23,13 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-import reference.score as ref_score
-import reference.vdm as ref_vdm
-import torch_impl.guidance as t_guid
-import torch_impl.interpretations as t_interp
-import torch_impl.noise_params as t_np
-import torch_impl.score as t_score
-import torch_impl.vdm as t_vdm
+import udm.reference.score as ref_score
+import udm.reference.vdm as ref_vdm
+import udm.torch_impl.guidance as t_guid
+import udm.torch_impl.interpretations as t_interp
+import udm.torch_impl.noise_params as t_np
+import udm.torch_impl.score as t_score
+import udm.torch_impl.vdm as t_vdm
 
 F64 = torch.float64
 K_SE = 4.0  # Monte Carlo bound: |estimate - truth| <= 4 standard errors (seeded, repeatable)

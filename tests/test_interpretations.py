@@ -10,9 +10,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import integrate
 
-import reference.interpretations as ref
-import torch_impl.interpretations as tim
-import torch_impl.vdm as tim_vdm
+import udm.reference.interpretations as ref
+import udm.torch_impl.interpretations as tim
+import udm.torch_impl.vdm as tim_vdm
 from tests import tolerances as tol
 from tests.devices import DEVICES
 from tests.strategies import alpha_bars
@@ -271,7 +271,7 @@ def test_three_losses_equal_the_kl_sample_by_sample(device, pair, x_0, eps, err)
     var_q = (1 - alpha_t) * (1 - alpha_bar_prev) / (1 - ab)
     mu_q = _mu_q_paper(x_t, x_0, alpha_t, alpha_bar_prev)
     mu_p = _mu_q_paper(x_t, x_0_hat, alpha_t, alpha_bar_prev)
-    # torch_impl.vdm's KL is the stable form (expm1(l) - l): exact 0 variance term here
+    # udm.torch_impl.vdm's KL is the stable form (expm1(l) - l): exact 0 variance term here
     kl = float(
         tim_vdm.kl_normal(mean_q=_t(mu_q), var_q=_t(var_q), mean_p=_t(mu_p), var_p=_t(var_q))
     )
@@ -291,7 +291,7 @@ def test_three_losses_equal_the_kl_sample_by_sample(device, pair, x_0, eps, err)
         [l_x, l_e, l_s],
         # both layers form 1 - alpha_t alpha_bar_{t-1} as (1 - alpha_t) + alpha_t (1 -
         # alpha_bar_{t-1}), without cancellation (the reference through
-        # derivations._stable.one_minus_product; it used to subtract, 1.1e-11 off at
+        # udm.derivations._stable.one_minus_product; it used to subtract, 1.1e-11 off at
         # 1 - alpha_bar_t = 2e-6)
         rtol=1e-12,
     )
@@ -303,7 +303,7 @@ def test_weights_convert_by_snr_and_one_minus_alpha_bar(pair):
     """w_eps = w_x / SNR(t) and w_score = w_eps (1 - alpha_bar_t), with the paper's original
     weights (eqs. (130), (148): 1 / (2 sigma_q^2) times (1 - alpha_t)^2 / ((1 - alpha_bar) alpha_t)
     and (1 - alpha_t)^2 / alpha_t) typed from the paper here."""
-    import reference.vdm as vdm_ref
+    import udm.reference.vdm as vdm_ref
 
     alpha_t, alpha_bar_prev = pair
     ab = alpha_t * alpha_bar_prev

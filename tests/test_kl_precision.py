@@ -21,16 +21,16 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference._stable as ref_stable
-import reference.elbo as ref_elbo
-import reference.interpretations as ref_interp
-import reference.vae as ref_vae
-import reference.vdm as ref_vdm
-import torch_impl._stable as tim_stable
-import torch_impl.elbo as tim_elbo
-import torch_impl.interpretations as tim_interp
-import torch_impl.vae as tim_vae
-import torch_impl.vdm as tim_vdm
+import udm.reference._stable as ref_stable
+import udm.reference.elbo as ref_elbo
+import udm.reference.interpretations as ref_interp
+import udm.reference.vae as ref_vae
+import udm.reference.vdm as ref_vdm
+import udm.torch_impl._stable as tim_stable
+import udm.torch_impl.elbo as tim_elbo
+import udm.torch_impl.interpretations as tim_interp
+import udm.torch_impl.vae as tim_vae
+import udm.torch_impl.vdm as tim_vdm
 from tests.devices import DEVICES
 
 # A handful of roundings (log1p, a division, the series or expm1, two sums), each <= 2^-53

@@ -1,4 +1,4 @@
-"""The one Gaussian-mixture oracle per layer (`reference._mixture`, `torch_impl._mixture`).
+"""The one Gaussian-mixture oracle per layer (`udm.reference._mixture`, `udm.torch_impl._mixture`).
 
 Every mixture formula of score / interpretations / guidance (and the model's `data.mixture`
 log-density) calls these kernels, so they are checked here directly: the NumPy kernels
@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from reference import _mixture as ref
 from tests import tolerances as tol
 from tests.devices import DEVICES
-from torch_impl import _mixture as tim
+from udm.reference import _mixture as ref
+from udm.torch_impl import _mixture as tim
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see tests/conftest.py
 

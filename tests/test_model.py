@@ -18,9 +18,9 @@ import torch
 from click.testing import CliRunner
 from scipy import stats
 
-import reference.interpretations as RI
-import reference.vdm as RV
-import torch_impl.vdm as V
+import udm.reference.interpretations as RI
+import udm.reference.vdm as RV
+import udm.torch_impl.vdm as V
 from udm.cli import main
 from udm.model import checkpoint, data, evaluate
 from udm.model import train as trainer
@@ -319,8 +319,8 @@ def test_sample_rejects_nan_guidance_and_guidance_without_labels(tmp_path):
 
 # --- continuous-time VDM with the learned noise schedule (--schedule learned) ---------------------
 
-import reference.noise_params as RN  # noqa: E402
-import torch_impl.noise_params as N  # noqa: E402
+import udm.reference.noise_params as RN  # noqa: E402
+import udm.torch_impl.noise_params as N  # noqa: E402
 from udm.model.continuous import OMEGA_MAX, OMEGA_MIN, ContinuousDiffusionModel  # noqa: E402
 from udm.model.networks import MLPDenoiser  # noqa: E402
 
@@ -519,7 +519,7 @@ def test_learned_schedule_cli_sample_and_plots(tmp_path, one_thread):
 def test_learned_schedule_bound_of_the_optimal_denoiser_is_the_closed_form(one_thread):
     """N(0, 1) data and the optimal eps prediction sqrt(1 - alpha_bar_t) x_t: the Monte Carlo
     bound of `neg_elbo_bits_per_dim` (stratified t) matches prior + reconstruction in closed
-    form + the diffusion loss of `reference.noise_params.optimal_continuous_loss_gaussian`
+    form + the diffusion loss of `udm.reference.noise_params.optimal_continuous_loss_gaussian`
     within 4 standard errors. Training draws stratified t too: spacing exactly 1 / B."""
     torch.manual_seed(0)
     model = ContinuousDiffusionModel(MLPDenoiser((1,)), hidden=16).double()

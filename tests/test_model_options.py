@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import torch_impl.interpretations as tim_interp
+import udm.torch_impl.interpretations as tim_interp
 from udm.model import data
 from udm.model import train as trainer
 from udm.model.config import Config
@@ -159,7 +159,7 @@ def test_conditional_model_with_guidance_trains_and_samples(
 
 def _exact_mixture_x_0(schedule):
     """E[x_0 | x_t] for the built-in mixture (isotropic components N(m_k, s^2 I)), by the
-    mixture oracle `torch_impl.interpretations.gaussian_mixture_posterior_mean` (tied to
+    mixture oracle `udm.torch_impl.interpretations.gaussian_mixture_posterior_mean` (tied to
     quadrature and importance sampling in tests/test_interpretations.py)."""
     k = len(data.MIXTURE_MEANS)
     mixture = {

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-import torch_impl.vdm as V
-from torch_impl.score import gaussian_mixture_log_prob, gaussian_mixture_score
+import udm.torch_impl.vdm as V
 from udm.model import data, evaluate, likelihood, optimum
 from udm.model import train as trainer
 from udm.model.config import Config
+from udm.torch_impl.score import gaussian_mixture_log_prob, gaussian_mixture_score
 
 VARIANCES = ("small", "large", "learned")
 
@@ -278,7 +278,7 @@ def test_posterior_moments_of_the_mixture_by_quadrature():
     v = (w[:, None] * (pts - m) ** 2).sum(0)
     np.testing.assert_allclose(mean.numpy()[0], m, atol=1e-6)
     np.testing.assert_allclose(var.numpy()[0], v, atol=1e-6)
-    import torch_impl._mixture as M
+    import udm.torch_impl._mixture as M
 
     w_, m_, v_ = optimum.mixture_tensors(mixture, x_t)
     ab_t = torch.tensor([ab], dtype=torch.float64)

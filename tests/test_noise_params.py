@@ -9,10 +9,10 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-import reference.noise_params as ref
-import reference.vdm as ref_vdm
-import torch_impl.noise_params as tim
-import torch_impl.vdm as tim_vdm
+import udm.reference.noise_params as ref
+import udm.reference.vdm as ref_vdm
+import udm.torch_impl.noise_params as tim
+import udm.torch_impl.vdm as tim_vdm
 from tests.devices import DEVICES
 from tests.strategies import schedules
 
@@ -321,7 +321,7 @@ def test_continuous_loss_invariant_to_schedule_shape(seed):
 @pytest.mark.eq(110, 111)
 def test_discrete_loss_converges_to_continuous_at_rate_one_over_T():
     """L_T - L_oo ~ c / T: the slope of log(L_T - L_oo) against log T is -1 (the SymPy proof in
-    derivations.noise_params.discrete_to_continuous_rate on linear log-SNR; here on a learned
+    udm.derivations.noise_params.discrete_to_continuous_rate on linear log-SNR; here on a learned
     schedule), and L_T > L_oo (more steps, lower loss)."""
     torch.manual_seed(0)
     s = tim.LearnedNoiseSchedule(omega_min=-8.0, omega_max=5.0, hidden=16, dtype=torch.float64)
@@ -428,12 +428,12 @@ def test_losses_match_the_snr_form_per_sample(device):
         (
             lambda: ref.x0_loss_weight,
             AttributeError,
-            r"removed: use reference\.vdm\.x_0_loss_weight",
+            r"removed: use udm\.reference\.vdm\.x_0_loss_weight",
         ),
         (
             lambda: tim.x0_loss_weight,
             AttributeError,
-            r"removed: use torch_impl\.vdm\.x_0_loss_weight",
+            r"removed: use udm\.torch_impl\.vdm\.x_0_loss_weight",
         ),
         (lambda: tim.x0_loss_weight_snr(snr_s=-1.0, snr_t=1.0), ValueError, "snr_s must be > 0"),
         (

@@ -49,7 +49,7 @@ def test_every_section_has_a_text_notebook(section):
     assert len(cells) >= 2, f"{section}.md: fewer than two code cells"
     code = "\n".join(cells)
     assert re.search(r"^\s*assert ", code, re.M), f"{section}.md checks nothing"
-    assert "import reference" in code, f"{section}.md: not through the reference layer"
+    assert "import udm.reference" in code, f"{section}.md: not through the reference layer"
     assert "torch_impl" in code, f"{section}.md: no torch_impl use"
     assert f"../sections/{section}.md" in text, f"{section}.md: no link to its section page"
     assert re.search(r"\{ref\}`[^`]*<eq-\d+>`", text), f"{section}.md cites no equation"

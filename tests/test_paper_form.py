@@ -29,13 +29,13 @@ def test_no_numbered_line_is_shown_identical_to_the_line_before(derivations):
 def test_without_the_paper_form_lines_collapse(derivations):
     """The check can fail: with no verdicts, SymPy's canonical lines repeat (eqs. (39)-(43))."""
     found = paper_form.repeats(derivations, verdicts={})
-    assert ("derivations.vdm.elbo.elbo_derivation_one", 38, 39) in found
+    assert ("udm.derivations.vdm.elbo.elbo_derivation_one", 38, 39) in found
     assert len(found) >= 30
 
 
 def test_a_line_is_shown_in_the_paper_form_only_where_proved(derivations):
     verdicts = printed_match.records(printed_match.match_all(range(38, 46)))
-    path = "derivations.vdm.elbo.elbo_derivation_one"
+    path = "udm.derivations.vdm.elbo.elbo_derivation_one"
     shown = {ln.step.eq: ln for ln in paper_form.lines(path, derivations[path], verdicts)}
     assert {n for n, ln in shown.items() if ln.form == "paper"} == set(range(38, 45))
     assert shown[45].form == "machine"  # (45) as printed is false (erratum)

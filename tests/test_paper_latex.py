@@ -10,7 +10,9 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derivations.symbols import (
+from udm import catalog
+from udm import latex_reader as reader
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -26,8 +28,6 @@ from derivations.symbols import (
     x_0_hat,
     x_t,
 )
-from udm import catalog
-from udm import latex_reader as reader
 
 a, ab, abp = alpha_t, alpha_bar_t, alpha_bar_prev
 p = sp.Function("p")

@@ -19,8 +19,8 @@ from udm.cli import main
 @pytest.fixture(scope="module")
 def all_layers_imported():
     for layer in registry.LAYERS:
-        pkg = importlib.import_module(layer)
-        for info in pkgutil.walk_packages(pkg.__path__, f"{layer}."):
+        pkg = importlib.import_module(f"udm.{layer}")
+        for info in pkgutil.walk_packages(pkg.__path__, f"udm.{layer}."):
             importlib.import_module(info.name)
 
 
@@ -79,16 +79,16 @@ def _fake(module: str, doc: str | None):
 @pytest.mark.parametrize(
     ("eqs", "status", "module", "doc", "message"),
     [
-        ((999,), None, "reference.x", "eq. (999)", "not in the catalog"),
-        ((0,), None, "reference.x", "eq. (0)", "not in the catalog"),
-        (("85",), None, "reference.x", "eq. (85)", "ints"),
-        ((), None, "reference.x", "eq. (85)", "at least one"),
-        ((85,), None, "reference.x", "Posterior variance.", r"must cite eq\. \(85\)"),
-        ((84, 85), None, "reference.x", "eq. (84)", r"must cite eq\. \(85\)"),
+        ((999,), None, "udm.reference.x", "eq. (999)", "not in the catalog"),
+        ((0,), None, "udm.reference.x", "eq. (0)", "not in the catalog"),
+        (("85",), None, "udm.reference.x", "eq. (85)", "ints"),
+        ((), None, "udm.reference.x", "eq. (85)", "at least one"),
+        ((85,), None, "udm.reference.x", "Posterior variance.", r"must cite eq\. \(85\)"),
+        ((84, 85), None, "udm.reference.x", "eq. (84)", r"must cite eq\. \(85\)"),
         ((85,), None, "tests.x", "eq. (85)", "only derivations"),
         # statuses are computed by `udm verify`, never declared
-        ((85,), "symbolic", "reference.x", "eq. (85)", "computed by `udm verify`"),
-        ((85,), "symbolic", "derivations.x", "eq. (85)", "computed by `udm verify`"),
+        ((85,), "symbolic", "udm.reference.x", "eq. (85)", "computed by `udm verify`"),
+        ((85,), "symbolic", "udm.derivations.x", "eq. (85)", "computed by `udm verify`"),
     ],
 )
 def test_register_refuses(eqs, status, module, doc, message):
@@ -123,7 +123,7 @@ def test_static_index_matches_runtime(all_layers_imported):
         (r.path, n)
         for r in registry.runtime_registrations()
         for n in r.equations
-        if r.path.split(".")[0] in registry.LAYERS and "<locals>" not in r.path
+        if registry.layer_of(r.path) in registry.LAYERS and "<locals>" not in r.path
     }
     assert static == runtime
 
@@ -131,13 +131,13 @@ def test_static_index_matches_runtime(all_layers_imported):
 def test_every_public_function_is_registered(all_layers_imported):
     unregistered = []
     for layer in registry.LAYERS:
-        pkg = importlib.import_module(layer)
-        for info in pkgutil.walk_packages(pkg.__path__, f"{layer}."):
-            if any(part.startswith("_") for part in info.name.split(".")[1:-1]):
+        pkg = importlib.import_module(f"udm.{layer}")
+        for info in pkgutil.walk_packages(pkg.__path__, f"udm.{layer}."):
+            if any(part.startswith("_") for part in info.name.split(".")[2:-1]):
                 continue
             if info.name.rsplit(".", 1)[1].startswith("_") and "_generated" not in info.name:
                 continue
-            if info.name in (f"{layer}.core", f"{layer}.symbols", f"{layer}.codegen"):
+            if info.name in (f"udm.{layer}.core", f"udm.{layer}.symbols", f"udm.{layer}.codegen"):
                 continue  # the derivation engine itself, not a formula
             module = importlib.import_module(info.name)
             for name, obj in vars(module).items():
@@ -173,12 +173,12 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_reference_never_imports_torch():
-    mods = _modules_after("import reference, reference.vdm")
+    mods = _modules_after("import reference, udm.reference.vdm")
     assert "torch" not in mods
 
 
 def test_torch_impl_never_imports_sympy():
-    mods = _modules_after("import torch_impl, torch_impl.vdm")
+    mods = _modules_after("import torch_impl, udm.torch_impl.vdm")
     assert "sympy" not in mods
 
 
@@ -197,7 +197,7 @@ def test_udm_eq_json_has_the_promised_keys():
     assert obj["number"] == 86
     assert {"number", "section", "latex", "status", "implementations", "tests"} <= set(obj)
     assert set(obj["implementations"]) == set(registry.LAYERS)
-    assert "torch_impl.vdm.kl_normal" in obj["implementations"]["torch_impl"]
+    assert "udm.torch_impl.vdm.kl_normal" in obj["implementations"]["torch_impl"]
     steps = obj["derivations"][0]["steps"]
     assert [s["rule"] for s in steps if s["eq"] == 86] == ["expectation"]
     # then the form the reference evaluates (r - 1 - log r = expm1mx(log r)), proved equal
@@ -267,8 +267,8 @@ def test_udm_verify_passes_and_reports_rows():
 def test_udm_verify_fails_on_a_broken_step(monkeypatch):
     import sympy as sp
 
-    from derivations import vdm
-    from derivations.core import Step
+    from udm.derivations import vdm
+    from udm.derivations.core import Step
 
     original = vdm.gaussian_kl
 
@@ -288,6 +288,26 @@ def test_udm_verify_fails_on_a_broken_step(monkeypatch):
 
 
 def test_generated_reference_is_up_to_date():
-    from derivations import codegen
+    from udm.derivations import codegen
 
     assert not any(codegen.generate(write=False).values()), "run `udm generate`"
+
+
+def test_the_layers_import_under_udm_only(tmp_path):
+    """Installed, the layers are udm.derivations / udm.reference / udm.torch_impl (links to the
+    root folders); outside the checkout no generic top-level name is importable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util as u, udm.reference.vdm, udm.torch_impl.vdm, udm.derivations.core;"
+        "print([u.find_spec(n) is None for n in "
+        "('reference', 'derivations', 'torch_impl', 'benchmarks')])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[True, True, True, True]"
+    root = registry.repo_root()
+    for layer in registry.LAYERS:
+        assert (root / "udm" / layer).resolve() == (root / layer).resolve()

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import reference.sampling as RS
-import torch_impl.sampling as S
-from reference._generated.vdm import mu_q as ref_mu_q
-from torch_impl import interpretations as I
-from torch_impl import vdm as V
+import udm.reference.sampling as RS
+import udm.torch_impl.sampling as S
+from udm.reference._generated.vdm import mu_q as ref_mu_q
+from udm.torch_impl import interpretations as I
+from udm.torch_impl import vdm as V
 
 T = 1000
 
@@ -391,7 +391,7 @@ def test_the_models_inline_steps_are_these_functions():
     """udm/model/base.py's loop (levels in float64, coefficients from posterior_coefficients,
     DDIM through eps_from_x_0 and q_sample_from_omega) computes what ancestral_step and
     ddim_step(eta=0) compute: the model can call them (levels log_ab[i] -> log_ab[i + 1])."""
-    from torch_impl import noise_params as N
+    from udm.torch_impl import noise_params as N
 
     log_ab = _linear_log_alpha_bar()
     grid = S.timestep_grid(T, 20).tolist()
@@ -421,7 +421,7 @@ def test_the_models_inline_steps_are_these_functions():
 
 
 def _tiny_model(T: int, dim: int):
-    import torch_impl.vdm as V
+    import udm.torch_impl.vdm as V
     from udm.model.diffusion import DiffusionModel
     from udm.model.networks import MLPDenoiser
 

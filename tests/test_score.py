@@ -16,8 +16,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-import reference.score as ref
-import torch_impl.score as tim
+import udm.reference.score as ref
+import udm.torch_impl.score as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
 

@@ -1,5 +1,5 @@
-"""Score section (eqs. (157)-(161)) as properties over the domain: torch_impl.score vs
-reference.score vs an independent oracle, with the extremes drawn deliberately.
+"""Score section (eqs. (157)-(161)) as properties over the domain: udm.torch_impl.score vs
+udm.reference.score vs an independent oracle, with the extremes drawn deliberately.
 
 Oracles: scipy.spatial.distance / scipy.stats.multivariate_normal / scipy.special.logsumexp
 (losses and mixture densities); autograd of torch.distributions log-densities (mixture scores,
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from scipy import integrate, special, stats
 from scipy.spatial import distance
 
-import reference.score as ref
-import torch_impl.score as tim
+import udm.reference.score as ref
+import udm.torch_impl.score as tim
 from tests import strategies as S
 from tests import tolerances as tol
 

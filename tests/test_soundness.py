@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
-from derivations.core import (
+from udm.derivations.core import (
     KL,
     PLAIN_ALGEBRA,
     RULES,
@@ -23,7 +23,7 @@ from derivations.core import (
     lemma,
     square_roots,
 )
-from derivations.symbols import alpha_t, x_0
+from udm.derivations.symbols import alpha_t, x_0
 
 x, y = sp.symbols("x y", real=True)
 a = sp.Symbol("a", positive=True)

@@ -7,16 +7,16 @@ import json
 import sympy as sp
 from click.testing import CliRunner
 
-from derivations.core import Derivation, Step, lemma
 from udm import catalog, registry, status
 from udm.cli import main
+from udm.derivations.core import Derivation, Step, lemma
 
 x, y = sp.symbols("x y", real=True)
 
 
 def _statuses(*derivations):
     built = {
-        f"derivations.fake.d{i}": (d, d.check() + d.check_results())
+        f"udm.derivations.fake.d{i}": (d, d.check() + d.check_results())
         for i, d in enumerate(derivations)
     }
     return status.compute(built)
@@ -38,7 +38,7 @@ def test_symbolic_needs_a_proved_line_without_family():
     on_family = Derivation("d", (89,), line, family="Gaussian data")
     assert _statuses(on_family)[89] == {
         "status": "instance",
-        "why": "line (89) of derivations.fake.d0 on Gaussian data",
+        "why": "line (89) of udm.derivations.fake.d0 on Gaussian data",
     }
     wrong = [Step(x * (x + 1), "definition"), Step(x**2, "algebra", eq=89)]
     assert _statuses(Derivation("d", (89,), wrong))[89]["status"] != "symbolic"

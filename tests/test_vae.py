@@ -12,13 +12,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy import stats
 
-import reference.elbo as ref_elbo
-import reference.vae as ref
-import torch_impl.vae as tim
-from derivations import vae as der
+import udm.reference.elbo as ref_elbo
+import udm.reference.vae as ref
+import udm.torch_impl.vae as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
 from tests.strategies import encoders_q, linear_gaussian_models
+from udm.derivations import vae as der
 
 
 @pytest.mark.eq(17, 18, 19, 20, 21, 22)

@@ -13,13 +13,13 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-import reference.vdm as ref
-import torch_impl.vdm as tim
+import udm.reference.vdm as ref
+import udm.torch_impl.vdm as tim
 from tests import tolerances as tol
 from tests.devices import DEVICES
 from tests.strategies import alpha_bars, reals, schedules
-from torch_impl._tensors import append_dims
 from udm.cli import main as udm_main
+from udm.torch_impl._tensors import append_dims
 
 f32 = np.float32
 
@@ -61,7 +61,7 @@ elbo_schedules = schedules(max_T=1000).map(lambda al: np.minimum(al, 1 - 1e-9))
     ],
 )
 def test_elbo_derivations_check_at_other_T(builder, T):
-    import derivations.vdm as der
+    import udm.derivations.vdm as der
 
     build = getattr(der, builder)
     derivation = build() if T is None else build(T)
@@ -123,7 +123,7 @@ def test_reference_elbo_matches_the_sympy_marginal_expectations(T):
     per-t closed forms) evaluated at numbers vs the reference ELBO."""
     import sympy as sp
 
-    import derivations.vdm as der
+    import udm.derivations.vdm as der
 
     derivation = der.elbo_derivation_one(T)
     line44 = next(s.expr for s in derivation.steps if s.eq == 44)
@@ -1359,7 +1359,7 @@ def _reference_log_space(beta, logs):
 @example(levels=(0.0, -1e-4), beta=1e-4)  # t = 1 of DDPM's schedule
 @example(levels=(-math.log(2), -math.log(2) - 1e-9), beta=1e-9)  # log SNR ~ 0
 def test_log_space_coefficients_torch_vs_generated_vs_mpmath(device, levels, beta):
-    """The Schedule tables' closed forms (derivations.vdm.schedules.schedule_in_log_space): torch's
+    """The Schedule tables' closed forms (udm.derivations.vdm.schedules.schedule_in_log_space): torch's
     hand-written forms, the generated reference, and the paper's formulas in 50 digits at the
     same inputs: log alpha_t = log(1 - beta_t), 1 - alpha_bar_t, sigma_q^2(t) = beta_t (1 -
     alpha_bar_{t-1}) / (1 - alpha_bar_t) and its log, log SNR(t) (eqs. (31), (70), (85), (109)).

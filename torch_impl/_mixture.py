@@ -2,10 +2,10 @@
 
 p(x) = sum_k w_k N(x; m_k, diag(v_k)) (eq. (159)), and under the VP forward process
 x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps again a mixture (eq. (160)). Every
-mixture formula of `torch_impl.score`, `torch_impl.interpretations` and `torch_impl.guidance`
+mixture formula of `udm.torch_impl.score`, `udm.torch_impl.interpretations` and `udm.torch_impl.guidance`
 (log-density, score, component posterior, posterior mean E[x_0 | x_t]) is computed here;
 those modules check their arguments and call these kernels. The same names in
-`reference._mixture` are the float64 twin (tests/test_mixture.py ties them).
+`udm.reference._mixture` are the float64 twin (tests/test_mixture.py ties them).
 
 Kernels take checked tensors: x [..., D], weights [K], means [..., K, D] and variances
 broadcasting against means (diagonal covariances; leading dims: a per-sample mixture).
@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from torch_impl._tensors import tensor_arg
+from udm.torch_impl._tensors import tensor_arg
 
 
 def check(weights, means, variances):

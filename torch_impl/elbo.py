@@ -12,9 +12,9 @@ import math
 
 import torch
 
-from torch_impl import _stable
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
+from udm.torch_impl import _stable
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -86,7 +86,7 @@ def kl_to_posterior(*, x_0, w, b, var_x, mean_q, var_q) -> torch.Tensor:
     r"""KL(q(z | x) || p(z | x)) = log p(x) - ELBO, eqs. (15), (16), in closed form.
 
     Computed directly as a Gaussian KL (r - 1 - log r = expm1mx(log r), r = var_q / var_post,
-    `torch_impl._stable`), not as the difference log p(x) - ELBO, which would cancel
+    `udm.torch_impl._stable`), not as the difference log p(x) - ELBO, which would cancel
     catastrophically near the optimum.
     """
     x_0, w, b, var_x = _model(x_0, w, b, var_x)

@@ -1,7 +1,7 @@
 """Guidance (section 4, eqs. (162)-(170)) in PyTorch.
 
 Guided scores (classifier guidance, classifier-free guidance), score-function wrappers for
-the samplers of `torch_impl.score`, and the analytic Gaussian-mixture classifier (one
+the samplers of `udm.torch_impl.score`, and the analytic Gaussian-mixture classifier (one
 Gaussian component per class) used as the oracle in tests/test_guidance.py.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import torch
 
-from torch_impl import _mixture
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import checks, register
+from udm.torch_impl import _mixture
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 
 def _scale(guidance_scale, like=None):

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from torch_impl._tensors import tensor_arg
 from udm import register
+from udm.torch_impl._tensors import tensor_arg
 
 _LOG_2PI = math.log(2 * math.pi)
 GaussianFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 
 @register("iddpm.15", "iddpm.between")

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from torch_impl import _mixture
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
+from udm.torch_impl import _mixture
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 
 def _scales(alpha_bar_t, log_snr, like: torch.Tensor, *, need_noise: bool):
@@ -306,7 +306,7 @@ def gaussian_mixture_log_prob(
     r"""log p(x_t) for x_0 ~ sum_k w_k N(m_k, v_k I): a mixture again, eq. (131)'s p(x_t).
 
     p(x_t) = sum_k w_k N(sqrt(alpha_bar_t) m_k, (alpha_bar_t v_k + 1 - alpha_bar_t) I), with
-    logsumexp (`torch_impl._mixture`). Shapes: x_t [..., D]; weights [K]; means [K, D];
+    logsumexp (`udm.torch_impl._mixture`). Shapes: x_t [..., D]; weights [K]; means [K, D];
     variances [K]; the noise level broadcasts against x_t[..., 0]. Returns [...].
     Differentiable (autograd score).
     """

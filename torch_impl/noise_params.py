@@ -14,14 +14,14 @@ import math
 import torch
 from torch.nn import functional as F
 
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import checks, register
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 
 def __getattr__(name: str):
     # removed: eq. (99)'s one weight is x_0_loss_weight, in the notation's spelling
     moved = {
-        "x0_loss_weight": "torch_impl.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
+        "x0_loss_weight": "udm.torch_impl.vdm.x_0_loss_weight (alpha_t, alpha_bar_t, alpha_bar_prev)"
     }
     why = f"was removed: use {moved[name]}" if name in moved else "does not exist"
     raise AttributeError(f"{__name__}.{name} {why}")

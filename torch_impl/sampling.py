@@ -26,9 +26,9 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-from torch_impl._tensors import check_broadcast, tensor_arg
-from torch_impl.vdm import posterior_coefficients
 from udm import checks, register
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
+from udm.torch_impl.vdm import posterior_coefficients
 
 SPACINGS = ("linspace", "leading", "trailing")
 

@@ -4,7 +4,7 @@ Batched, device-agnostic: device and dtype follow the inputs; randomness comes f
 `torch.Generator` on the data's device. Gaussian mixtures are `weights` [K], `means`
 [K, D] and `variances` [K] or [K, D]; data `x` is [B, D]. Noise scales follow NOTATION:
 sigma_1 < ... < sigma_L (`sigmas` strictly increasing); samplers anneal from the largest.
-tests/test_score.py ties every function to `reference.score` and to independent oracles.
+tests/test_score.py ties every function to `udm.reference.score` and to independent oracles.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import torch
 
-from torch_impl import _mixture
-from torch_impl._tensors import tensor_arg
 from udm import checks, register
+from udm.torch_impl import _mixture
+from udm.torch_impl._tensors import tensor_arg
 
 BETA_MIN, BETA_MAX = 0.1, 20.0  # Song et al. (2021) VP-SDE defaults
 

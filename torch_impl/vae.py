@@ -14,9 +14,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from torch_impl import _stable
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
+from udm.torch_impl import _stable
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -36,7 +36,7 @@ def kl_standard_normal(*, mean_q, var_q=None, log_var_q=None) -> torch.Tensor:
 
     :math:`\tfrac12(\mu^2 + \sigma^2 - 1 - \log\sigma^2)`, computed as
     (mean^2 + expm1mx(l)) / 2 with l = log var, expm1mx(l) = expm1(l) - l by its series near
-    0 (`torch_impl._stable`: >= 0 and full relative accuracy near var = 1). Sum over
+    0 (`udm.torch_impl._stable`: >= 0 and full relative accuracy near var = 1). Sum over
     the last dimension for the diagonal encoder of eq. (20). Give var_q or log_var_q.
     """
     mean_q = tensor_arg("mean_q", mean_q)
@@ -160,7 +160,7 @@ class LinearVAE(_VAEBase):
     Encoder q(z | x) = N(A x + c, diag(exp(log_var_q))) (eq. (20); input-independent
     variance, as at the pPCA optimum), prior N(0, I) (eq. (21)), decoder
     p(x | z) = N(W z + b, exp(log_var_x) I). Its global optimum is probabilistic PCA
-    (`reference.vae.linear_vae_optimum`).
+    (`udm.reference.vae.linear_vae_optimum`).
     """
 
     def __init__(self, data_dim: int, latent_dim: int):

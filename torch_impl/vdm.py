@@ -1,6 +1,6 @@
 """Variational diffusion models (section 2.1, eqs. (30)-(100)) in PyTorch.
 
-Hand-written numerically stable forms of the closed forms derived in `derivations.vdm`;
+Hand-written numerically stable forms of the closed forms derived in `udm.derivations.vdm`;
 tests/test_vdm.py ties each one to the generated float64 reference over the whole domain.
 `Schedule` builds its noise levels from these pure functions (the named schedules' beta_t,
 the log-space coefficients, the posterior's); the loss weights of eqs. (99), (130), (148) in
@@ -14,9 +14,9 @@ import math
 
 import torch
 
-from torch_impl import _stable
-from torch_impl._tensors import append_dims, check_broadcast, tensor_arg
 from udm import checks, register
+from udm.torch_impl import _stable
+from udm.torch_impl._tensors import append_dims, check_broadcast, tensor_arg
 
 # --- q(x_t | x_0), eqs. (59)-(70) ---
 
@@ -78,7 +78,7 @@ def _log1mexp(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x > -math.log(2), torch.log(-torch.expm1(x)), torch.log1p(-torch.exp(x)))
 
 
-# --- a schedule's coefficients in log space (the torch side of derivations.vdm's
+# --- a schedule's coefficients in log space (the torch side of udm.derivations.vdm's
 # schedule_in_log_space and named_schedules; tests/test_vdm.py ties each to the generated
 # reference). Schedule below builds its table from these. ---------------------------------
 
@@ -486,7 +486,7 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p) -> torch.Tensor:
     :math:`\tfrac12\left[\log\frac{\sigma_p^2}{\sigma_q^2} - 1 + \frac{\sigma_q^2 + (\mu_q -
     \mu_p)^2}{\sigma_p^2}\right]`; sum over coordinates for a diagonal covariance. Written
     as r - 1 - log r with r = var_q / var_p, computed as expm1mx(l) = expm1(l) - l (a series
-    near 0), l = log r as log1p((var_q - var_p) / var_p) near r = 1 (`torch_impl._stable`):
+    near 0), l = log r as log1p((var_q - var_p) / var_p) near r = 1 (`udm.torch_impl._stable`):
     the variance term stays >= 0 and keeps full relative accuracy when the variances nearly
     agree (tests/test_kl_precision.py: <= 1e-13 against 50-digit values).
     """
@@ -620,7 +620,7 @@ def _sum_data(v: torch.Tensor) -> torch.Tensor:
 def _kl_normal_log_var(diff_sq, log_var_q, log_var_p) -> torch.Tensor:
     """KL(N(m_q, var_q) || N(m_p, var_p)) per coordinate from (m_q - m_p)^2 and the two
     log-variances (eq. (86) as `kl_normal` writes it: r - 1 - log r = expm1mx(l), l = log r,
-    `torch_impl._stable`). No validation (inner loop of the bound)."""
+    `udm.torch_impl._stable`). No validation (inner loop of the bound)."""
     return 0.5 * (_stable.expm1mx(log_var_q - log_var_p) + diff_sq * torch.exp(-log_var_p))
 
 

@@ -1,6 +1,6 @@
 """v-prediction (Salimans and Ho 2022) in PyTorch: the target and its loss weights.
 
-The conversions x_0_hat, eps_hat from v_hat are `torch_impl.interpretations.x_0_from_v` and
+The conversions x_0_hat, eps_hat from v_hat are `udm.torch_impl.interpretations.x_0_from_v` and
 `eps_from_v` (keys v.x0, v.eps). Noise levels by alpha_bar_t or, better, log_snr.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from torch_impl._tensors import check_broadcast, tensor_arg
 from udm import register
+from udm.torch_impl._tensors import check_broadcast, tensor_arg
 
 
 def _level(alpha_bar_t, log_snr, like):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from torch_impl._tensors import tensor_arg
 from udm import register
+from udm.torch_impl._tensors import tensor_arg
 
 
 @register("zt_snr.1")

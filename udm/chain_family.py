@@ -30,7 +30,7 @@ from udm import latex_reader as reader
 
 @functools.cache
 def _chain(T: int):
-    from derivations._chain import Chain
+    from udm.derivations._chain import Chain
 
     return Chain(T)
 
@@ -95,7 +95,7 @@ def _law(ch, density):
     if given == [0] and k >= 1:  # q(x_t | x_0), eq. (70)
         return ch.x[k], sp.sqrt(ch.ab(k)) * ch.x[0], 1 - ch.ab(k)
     if given == [k + 1, 0]:  # q(x_{t-1} | x_t, x_0), eqs. (84), (85)
-        from derivations._chain import posterior_law
+        from udm.derivations._chain import posterior_law
 
         mu, var = posterior_law(ch.x[k + 1], ch.x[0], ch.al[k + 1], ch.ab(k))
         return ch.x[k], mu, var
@@ -104,7 +104,7 @@ def _law(ch, density):
 
 def _log_density(ch, density):
     """log of a density of the chain (a joint: the sum of its factors' logs), or None."""
-    from derivations.core import log_normal_pdf
+    from udm.derivations.core import log_normal_pdf
 
     if (law := _law(ch, density)) is not None:
         # log(variance) split into its factors' logs, as the derivations write it: each
@@ -166,7 +166,7 @@ class _OnHVAE:
     products of their factors (eqs. (23), (24)); `zero_bias` for its zero-bias sub-family."""
 
     def __init__(self, zero_bias: bool):
-        from derivations import hvae as H
+        from udm.derivations import hvae as H
 
         self.H, self.zs = H, [H.z_1, H.z_2]
         self.fix = {H.b_1: 0, H.b_2: 0, H.c_2: 0} if zero_bias else {}
@@ -212,7 +212,7 @@ def _logs(expr, ch):
 def _kl(ch, kl):
     """KL(q || p) of two conditionals of the chain: E_{v ~ q}[log q(v) - log p(v)] by moments,
     a function of the variables they condition on."""
-    from derivations.core import expect_normal, log_normal_pdf
+    from udm.derivations.core import expect_normal, log_normal_pdf
 
     laws = [ch.conditional(d) for d in kl.args]
     if None in laws or laws[0][0] != laws[1][0]:
@@ -223,7 +223,7 @@ def _kl(ch, kl):
 
 
 def _expectation(ch, e):
-    from derivations.core import expect_gaussian_vector
+    from udm.derivations.core import expect_gaussian_vector
 
     body, *law = e.args
     found = ch.marginal(law[0]) if len(law) == 1 else None
@@ -274,7 +274,7 @@ def evaluate(expr, T: int):
 
 def evaluate_hvae(expr, zero_bias: bool = False):
     """The printed expression on the two-level HVAE, in closed form (raises NotOnTheChain)."""
-    from derivations.hvae import x
+    from udm.derivations.hvae import x
 
     expr = sp.sympify(expr)
     expr = expr.xreplace({s: x for s in expr.free_symbols if s.name == "x"})  # x is x_0

@@ -103,9 +103,9 @@ def main() -> None:
 def _derivation_steps(path: str) -> dict:
     module_name, name = path.rsplit(".", 1)
     derivation = getattr(importlib.import_module(module_name), name)()
-    from derivations.core import RULES
-    from derivations.symbols import tex
     from udm import paper_form
+    from udm.derivations.core import RULES
+    from udm.derivations.symbols import tex
 
     return {
         "title": derivation.title,
@@ -339,7 +339,7 @@ def _row_label(n) -> str:
 @click.option("--check", is_flag=True, help="Only report stale files; exit 1 if any.")
 def generate(check: bool) -> None:
     """Regenerate reference/_generated/ from the derivations."""
-    from derivations import codegen
+    from udm.derivations import codegen
 
     changed = codegen.generate(write=not check)
     for file, was_changed in changed.items():
@@ -431,7 +431,7 @@ def schedule_command(name, T, beta_start, beta_end, dtype, as_json, plot) -> Non
 
     import torch  # lazily: `udm eq` must stay fast
 
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     try:
         sched = vdm.make_schedule(

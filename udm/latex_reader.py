@@ -37,8 +37,8 @@ from lark.exceptions import LarkError
 from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 
-from derivations import symbols as S
 from udm import catalog
+from udm.derivations import symbols as S
 
 # --- the structured (opaque) constructs ---------------------------------------------------
 

@@ -29,7 +29,7 @@ from udm import latex_reader as reader
 class Line:
     """One step of a derivation as shown: `form` is 'paper' or 'machine'."""
 
-    step: object  # derivations.core.Step
+    step: object  # udm.derivations.core.Step
     latex: str
     form: str
     how: str  # for 'paper': how the printed line was proved equal to the step
@@ -45,7 +45,7 @@ def _paper_form(number: int, path: str, verdicts: dict) -> tuple[str, str] | Non
 
 def lines(path: str, derivation, verdicts: dict | None = None) -> list[Line]:
     """The derivation's steps as shown (see the module docstring)."""
-    from derivations.symbols import tex
+    from udm.derivations.symbols import tex
 
     verdicts = status.load_printed() if verdicts is None else verdicts
     out = []

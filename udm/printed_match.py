@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from derivations import symbols as S
-from derivations._stable import elementary
 from udm import catalog, chain_family, registry
 from udm import latex_reader as reader
+from udm.derivations import symbols as S
+from udm.derivations._stable import elementary
 
 a, ab, abp = S.alpha_t, S.alpha_bar_t, S.alpha_bar_prev
 CLOSED_FORMS = {

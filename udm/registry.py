@@ -78,7 +78,7 @@ def cited_keys(doc: str | None) -> set[str]:
 class Registration:
     equations: tuple[int | str, ...]
     layer: str
-    path: str  # dotted import path, e.g. "reference.vdm.var_q"
+    path: str  # dotted import path, e.g. "udm.reference.vdm.var_q"
     status: str | None = None  # only derivations declare one
 
 
@@ -132,7 +132,7 @@ def register(*equations: int | str, status: str | None = None) -> Callable[[F], 
 
     def decorate(obj: F) -> F:
         path = f"{obj.__module__}.{obj.__qualname__}"
-        layer = obj.__module__.split(".")[0]
+        layer = layer_of(obj.__module__)
         _validate(equations, status, layer, path, obj.__doc__)
         obj.__equations__ = tuple(equations)
         _RUNTIME.append(Registration(tuple(equations), layer, path, status))
@@ -203,15 +203,22 @@ def _statuses_for(key) -> dict:
     return computed_beyond_statuses() if isinstance(key, str) else computed_statuses()
 
 
+def layer_of(module: str) -> str:
+    """'derivations', 'reference' or 'torch_impl' for a module udm.<layer>...; else its first
+    component (which registration refuses)."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "udm" and len(parts) > 1 and parts[1] in LAYERS else parts[0]
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
 def _layer_dir(layer: str) -> Path | None:
-    spec = importlib.util.find_spec(layer)  # locates the package without importing it
+    spec = importlib.util.find_spec(f"udm.{layer}")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations)))
+    return Path(next(iter(spec.submodule_search_locations))).resolve()  # the real folder
 
 
 def _literal_ints(call: ast.Call) -> tuple[int | str, ...]:
@@ -256,7 +263,7 @@ def index() -> dict[int | str, EquationRecord]:
         if root is None:
             continue
         for file in sorted(root.rglob("*.py")):
-            module = ".".join((layer, *file.relative_to(root).with_suffix("").parts))
+            module = ".".join(("udm", layer, *file.relative_to(root).with_suffix("").parts))
             module = module.removesuffix(".__init__")
             tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
             for node, qualname in _walk_defs(tree):

@@ -41,7 +41,7 @@ def compute(built: dict | None = None, beyond: bool = False) -> dict:
     derivations are checked here when `built` is not given, a few seconds); a lemma they
     take from the paper passes on the paper's status as last stored (udm/status.json).
     """
-    from derivations import codegen
+    from udm.derivations import codegen
 
     if built is None:
         built = {}
@@ -58,7 +58,7 @@ def compute(built: dict | None = None, beyond: bool = False) -> dict:
             return load().get(by, {}).get("status", "missing")
         if isinstance(by, int) or catalog.is_beyond(by):
             return equation(by)["status"]
-        if by not in built and beyond and isinstance(by, str) and by.startswith("derivations."):
+        if by not in built and beyond and isinstance(by, str) and by.startswith("udm.derivations."):
             # a paper derivation that a formula beyond the paper uses: check it here
             import importlib
 

@@ -34,10 +34,10 @@ def _reference_check(cf, source: str, section: str, rng: random.Random) -> str |
     """None if the generated reference function matches the closed form, else a message."""
     import sympy as sp
 
-    module = importlib.import_module(f"reference._generated.{section}")
+    module = importlib.import_module(f"udm.reference._generated.{section}")
     fn = getattr(module, cf.name, None)
     if fn is None:
-        return f"reference._generated.{section}.{cf.name} is missing (run `udm generate`)"
+        return f"udm.reference._generated.{section}.{cf.name} is missing (run `udm generate`)"
     symbols = {s.name: s for s in cf.expr.free_symbols}
     for _ in range(5):
         point = {}
@@ -72,8 +72,8 @@ def verify_section(
     Each derivation's facts, steps and closed-form ties are checked (`check`,
     `check_results`); `built` collects {path: (derivation, checks)} for the status.
     """
-    from derivations import codegen
-    from derivations.core import where
+    from udm.derivations import codegen
+    from udm.derivations.core import where
 
     rows: dict[int, Row] = {}
     rng = random.Random(0)
@@ -126,7 +126,7 @@ def _order(n) -> tuple:
 
 
 def _beyond_path(path: str) -> bool:
-    """True for a derivation of a section beyond the paper (derivations.ddim....)."""
+    """True for a derivation of a section beyond the paper (udm.derivations.ddim....)."""
     return path.split(".")[1] in catalog.BEYOND_SECTIONS
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import (
+from udm.derivations.core import (
     lemma,
     square_roots,
 )
-from derivations.symbols import (
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -48,7 +48,7 @@ def _sqrt_facts(alphas) -> tuple:
 
 # alpha_bar_t = prod_{i <= t} alpha_i (the paper's definition, with eq. (69)), one factor
 # peeled off: proved by `alpha_bar_recursion` below.
-ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "derivations.vdm.forward.alpha_bar_recursion")
+ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "udm.derivations.vdm.forward.alpha_bar_recursion")
 
 
 def _kl(mq, vq, mp, vp):

@@ -2,37 +2,38 @@
 on 1-D Gaussian data with a linear-Gaussian reverse model.
 
 SymPy derivations of paper section 2.1 (Variational Diffusion Models); see
-`derivations.vdm` for the whole section."""
+`udm.derivations.vdm` for the whole section."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from derivations._chain import Chain, posterior_law
-from derivations._chain import chain_symbols as _chain_symbols
-from derivations._chain import lpdf as _lpdf
-from derivations._stable import expm1mx, log1p
-from derivations.core import (
+from udm import register
+from udm.derivations._chain import Chain, posterior_law
+from udm.derivations._chain import chain_symbols as _chain_symbols
+from udm.derivations._chain import lpdf as _lpdf
+from udm.derivations._stable import expm1mx, log1p
+from udm.derivations.core import (
     KL,
     ClosedForm,
     Derivation,
     Step,
 )
-from derivations.core import DerivationError as _DerivationError
-from derivations.core import equal as _equal
-from derivations.core import expect_gaussian_vector as _expect_gaussian_vector
-from derivations.core import normal_pdf as _normal_pdf
-from derivations.symbols import (
+from udm.derivations.core import DerivationError as _DerivationError
+from udm.derivations.core import equal as _equal
+from udm.derivations.core import expect_gaussian_vector as _expect_gaussian_vector
+from udm.derivations.core import normal_pdf as _normal_pdf
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
     x_0,
 )
-from derivations.symbols import var_theta as _var_theta
-from derivations.symbols import x_next as _x_next
-from derivations.symbols import x_prev as _x_prev
-from derivations.symbols import x_t as _x_t
-from derivations.vdm._common import (
+from udm.derivations.symbols import var_theta as _var_theta
+from udm.derivations.symbols import x_next as _x_next
+from udm.derivations.symbols import x_prev as _x_prev
+from udm.derivations.symbols import x_t as _x_t
+from udm.derivations.vdm._common import (
     BOUND_DEFAULT_T,
     ELBO_DEFAULT_T,
     ELBO_FAMILY,
@@ -46,7 +47,6 @@ from derivations.vdm._common import (
     c_t,
     var_theta_next,
 )
-from udm import register
 
 # --- definitions, eqs. (30)-(33) ---
 

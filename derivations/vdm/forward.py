@@ -1,20 +1,21 @@
 """q(x_t | x_0) by recursive reparameterization and induction over t (eqs. (59)-(70)).
 
 SymPy derivations of paper section 2.1 (Variational Diffusion Models); see
-`derivations.vdm` for the whole section."""
+`udm.derivations.vdm` for the whole section."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import (
+from udm import register
+from udm.derivations.core import (
     ClosedForm,
     Derivation,
     Step,
     definition,
     gaussian_law,
 )
-from derivations.symbols import (
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -22,8 +23,7 @@ from derivations.symbols import (
     x_0,
     x_t,
 )
-from derivations.vdm._common import ALPHA_BAR
-from udm import register
+from udm.derivations.vdm._common import ALPHA_BAR
 
 # --- q(x_t | x_0) by recursive reparameterization, eqs. (59)-(70) ------------------------------
 

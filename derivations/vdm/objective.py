@@ -1,14 +1,15 @@
 """The Gaussian KL (eq. (86)) and the denoising objective in its x_0 form (eqs. (87)-(100)).
 
 SymPy derivations of paper section 2.1 (Variational Diffusion Models); see
-`derivations.vdm` for the whole section."""
+`udm.derivations.vdm` for the whole section."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from derivations._stable import expm1mx, log_ratio
-from derivations.core import (
+from udm import register
+from udm.derivations._stable import expm1mx, log_ratio
+from udm.derivations.core import (
     KL,
     ClosedForm,
     Derivation,
@@ -18,7 +19,7 @@ from derivations.core import (
     lemma,
     log_normal_pdf,
 )
-from derivations.symbols import (
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -31,9 +32,8 @@ from derivations.symbols import (
     x_prev,
     x_t,
 )
-from derivations.vdm._common import ALPHA_BAR
-from derivations.vdm.posterior import _POSTERIOR_FACTS, _VAR_Q_EXPR, _mu_q_expr, mu_q, mu_theta
-from udm import register
+from udm.derivations.vdm._common import ALPHA_BAR
+from udm.derivations.vdm.posterior import _POSTERIOR_FACTS, _VAR_Q_EXPR, _mu_q_expr, mu_q, mu_theta
 
 # --- KL between Gaussians and the denoising objective, eqs. (86)-(100) ---------------------------
 
@@ -264,7 +264,7 @@ def uniform_t_objective() -> Derivation:
     """The sum of denoising terms as an expectation over a uniform time step, eq. (100).
 
     sum_{t=2}^T L_t = (T - 1) E_{t ~ U{2, T}}[L_t]: minimizing one is minimizing the other,
-    and one t per sample gives an unbiased stochastic estimate (torch_impl.vdm.training_loss).
+    and one t per sample gives an unbiased stochastic estimate (udm.torch_impl.vdm.training_loss).
     """
     t, T = sp.symbols("t T", integer=True, positive=True)
     L = sp.Function("L")

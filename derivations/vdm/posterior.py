@@ -1,13 +1,14 @@
 """The forward posterior q(x_{t-1} | x_t, x_0) by Bayes and completing the square (eqs. (71)-(85)).
 
 SymPy derivations of paper section 2.1 (Variational Diffusion Models); see
-`derivations.vdm` for the whole section."""
+`udm.derivations.vdm` for the whole section."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from derivations.core import (
+from udm import register
+from udm.derivations.core import (
     ClosedForm,
     Derivation,
     Step,
@@ -16,7 +17,7 @@ from derivations.core import (
     lemma,
     normal_pdf,
 )
-from derivations.symbols import (
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
@@ -24,8 +25,7 @@ from derivations.symbols import (
     x_prev,
     x_t,
 )
-from derivations.vdm._common import ALPHA_BAR
-from udm import register
+from udm.derivations.vdm._common import ALPHA_BAR
 
 # --- The forward posterior q(x_{t-1} | x_t, x_0), eqs. (71)-(85) --------------------------------
 

@@ -1,7 +1,7 @@
 """Noise schedules: the named schedules' beta_t and a schedule's coefficients in log space.
 
 SymPy derivations of paper section 2.1 (Variational Diffusion Models); see
-`derivations.vdm` for the whole section."""
+`udm.derivations.vdm` for the whole section."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1 as _expm1
 from sympy.codegen.cfunctions import log1p as _log1p
 
-from derivations.core import (
+from udm import register
+from udm.derivations.core import (
     ClosedForm,
     Derivation,
     Step,
 )
-from derivations.core import abbreviation as _abbreviation
-from derivations.core import unit_intervals as _unit_intervals
-from derivations.symbols import (
+from udm.derivations.core import abbreviation as _abbreviation
+from udm.derivations.core import unit_intervals as _unit_intervals
+from udm.derivations.symbols import (
     alpha_bar_prev,
     alpha_bar_t,
     alpha_t,
 )
-from derivations.symbols import beta_t as _beta_t
-from derivations.symbols import log_alpha_bar_prev as _log_ab_prev
-from derivations.symbols import log_alpha_bar_t as _log_ab
-from udm import register
+from udm.derivations.symbols import beta_t as _beta_t
+from udm.derivations.symbols import log_alpha_bar_prev as _log_ab_prev
+from udm.derivations.symbols import log_alpha_bar_t as _log_ab
 
 # --- Noise schedules: named schedules and a schedule's coefficients in log space -------------
 # The Schedule tables of reference/ and torch_impl/ are built from these closed forms: the

@@ -1,7 +1,7 @@
 """Draw the noise-schedule figure of the noise_params / interpretations pages.
 
 Left: log SNR(t) of the linear (DDPM), cosine (Nichol & Dhariwal), scaled-linear (Stable
-Diffusion) and a learned VDM schedule (`torch_impl.noise_params.LearnedNoiseSchedule` at its
+Diffusion) and a learned VDM schedule (`udm.torch_impl.noise_params.LearnedNoiseSchedule` at its
 random initialization, endpoints -13.3 and 5). Middle: SNR(t) on a log axis with the x_0-loss
 weight (SNR(t-1) - SNR(t)) / 2 of eq. (110). Right: the three parameterizations for 1-D
 Gaussian-mixture data at one noise level: the optimal x_0, eps and score predictions as
@@ -43,8 +43,8 @@ def main(out: str = "noise_schedules.png") -> None:
         sys.exit("matplotlib is not installed: pip install matplotlib")
     import torch
 
-    import reference.interpretations as ri
-    import torch_impl.noise_params as tnp
+    import udm.reference.interpretations as ri
+    import udm.torch_impl.noise_params as tnp
 
     T = 1000
     u = np.arange(1, T + 1) / T

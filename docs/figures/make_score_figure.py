@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch_impl.guidance as guidance
-import torch_impl.score as score
+import udm.torch_impl.guidance as guidance
+import udm.torch_impl.score as score
 
 WEIGHTS = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
 MEANS = torch.tensor([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]], dtype=torch.float64)

@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['ddim_posterior_mean', 'ddim_variance', 'ddim_step']
@@ -18,7 +18,7 @@ def ddim_posterior_mean(*, x_t, x_0, eta, alpha_t, alpha_bar_prev):
     .. math:: \mu_\sigma(x_t, x_0) = \sqrt{\bar\alpha_{t-1}} x_0 + \frac{\left(- \sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 + x_t\right) \sqrt{- \bar\alpha_{t-1} - \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + 1}}{\sqrt{- \bar\alpha_{t-1} \alpha_t + 1}}
 
     Domains: x_t real, x_0 real, eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.ddim.marginal_preserved``.
+    Generated from ``udm.derivations.ddim.marginal_preserved``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0 = as_float64("x_0", x_0, "real")
@@ -36,7 +36,7 @@ def ddim_variance(*, eta, alpha_t, alpha_bar_prev):
     .. math:: \sigma_t(\eta)^2 = \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1}
 
     Domains: eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.ddim.eta_family``.
+    Generated from ``udm.derivations.ddim.eta_family``.
     """
     eta = as_float64("eta", eta, "closed_unit")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
@@ -52,7 +52,7 @@ def ddim_step(*, x_0_hat, eps_hat, eps, eta, alpha_t, alpha_bar_prev):
     .. math:: x_{t-1} = \sqrt{\bar\alpha_{t-1}} \hat x_\theta(x_t, t) + \epsilon_0 \eta \sqrt{\frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1}} + \hat\epsilon_\theta(x_t, t) \sqrt{- \bar\alpha_{t-1} - \frac{\eta^{2} \left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + 1}
 
     Domains: x_0_hat real, eps_hat real, eps real, eta in [0, 1], alpha_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.ddim.sampling_step``.
+    Generated from ``udm.derivations.ddim.sampling_step``.
     """
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")

@@ -5,8 +5,8 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference import _stable
-from reference._args import as_float64, check_broadcast
+from udm.reference import _stable
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['log_evidence', 'posterior_mean', 'posterior_var', 'elbo', 'kl_to_posterior']
@@ -19,7 +19,7 @@ def log_evidence(*, x_0, w, b, var_x):
     .. math:: \log p(x) = - \frac{\left(- b + x_0\right)^{2}}{2 s^2 + 2 w^{2}} - \frac{\log{\left(2 \pi \left(s^2 + w^{2}\right) \right)}}{2}
 
     Domains: x_0 real, w real, b real, var_x > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.evidence_marginal``.
+    Generated from ``udm.derivations.elbo.evidence_marginal``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -36,7 +36,7 @@ def posterior_mean(*, x_0, w, b, var_x):
     .. math:: \mathbb{E}[z \mid x] = \frac{w \left(- b + x_0\right)}{s^2 + w^{2}}
 
     Domains: x_0 real, w real, b real, var_x > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.true_posterior``.
+    Generated from ``udm.derivations.elbo.true_posterior``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -53,7 +53,7 @@ def posterior_var(*, w, var_x):
     .. math:: \mathrm{Var}[z \mid x] = \frac{s^2}{s^2 + w^{2}}
 
     Domains: w real, var_x > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.true_posterior``.
+    Generated from ``udm.derivations.elbo.true_posterior``.
     """
     w = as_float64("w", w, "real")
     var_x = as_float64("var_x", var_x, "positive")
@@ -68,7 +68,7 @@ def elbo(*, x_0, w, b, var_x, mean_q, var_q):
     .. math:: \mathbb{E}_{q(z|x)}\left[\log\frac{p(x, z)}{q(z|x)}\right] = - \frac{\mu_q^{2}}{2} - \frac{\sigma_q^2}{2} + \frac{\log{\left(\sigma_q^2 \right)}}{2} - \frac{\log{\left(2 \pi s^2 \right)}}{2} + \frac{1}{2} - \frac{\sigma_q^2 w^{2} + \left(- b - \mu_q w + x_0\right)^{2}}{2 s^2}
 
     Domains: x_0 real, w real, b real, var_x > 0, mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.elbo_closed_form``.
+    Generated from ``udm.derivations.elbo.elbo_closed_form``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -87,7 +87,7 @@ def kl_to_posterior(*, x_0, w, b, var_x, mean_q, var_q):
     .. math:: D_{\mathrm{KL}}(q(z|x) \| p(z|x)) = \frac{\operatorname{expm1mx}\left(\log\frac{\sigma_q^2}{\frac{s^2}{s^2 + w^{2}}}\right)}{2} + \frac{\left(\mu_q - \frac{w \left(- b + x_0\right)}{s^2 + w^{2}}\right)^{2} \left(s^2 + w^{2}\right)}{2 s^2}
 
     Domains: x_0 real, w real, b real, var_x > 0, mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.elbo.kl_to_posterior``.
+    Generated from ``udm.derivations.elbo.kl_to_posterior``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")

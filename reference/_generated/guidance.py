@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['classifier_guided_score', 'implicit_classifier_grad', 'cfg_score']
@@ -18,7 +18,7 @@ def classifier_guided_score(*, score, grad_log_classifier, guidance_scale):
     .. math:: \nabla\log p_\gamma(x_t \mid y) = grad_{log classifier} \gamma + \nabla\log p(x_t)
 
     Domains: score real, grad_log_classifier real, guidance_scale real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.guidance.classifier_guidance``.
+    Generated from ``udm.derivations.guidance.classifier_guidance``.
     """
     score = as_float64("score", score, "real")
     grad_log_classifier = as_float64("grad_log_classifier", grad_log_classifier, "real")
@@ -34,7 +34,7 @@ def implicit_classifier_grad(*, score_cond, score):
     .. math:: \nabla\log p(y \mid x_t) = - \nabla\log p(x_t) + score_{cond}
 
     Domains: score_cond real, score real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.guidance.implicit_classifier``.
+    Generated from ``udm.derivations.guidance.implicit_classifier``.
     """
     score_cond = as_float64("score_cond", score_cond, "real")
     score = as_float64("score", score, "real")
@@ -49,7 +49,7 @@ def cfg_score(*, score, score_cond, guidance_scale):
     .. math:: \tilde\nabla\log p(x_t \mid y) = \gamma score_{cond} + \nabla\log p(x_t) \left(1 - \gamma\right)
 
     Domains: score real, score_cond real, guidance_scale real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.guidance.classifier_free_guidance``.
+    Generated from ``udm.derivations.guidance.classifier_free_guidance``.
     """
     score = as_float64("score", score, "real")
     score_cond = as_float64("score_cond", score_cond, "real")

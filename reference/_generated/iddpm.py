@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['interpolated_variance']
@@ -18,7 +18,7 @@ def interpolated_variance(*, v_interp, beta_t, var_q):
     .. math:: \Sigma_\theta(x_t, t) = e^{v \log{\left(\beta_t \right)} + \left(1 - v\right) \log{\left(\sigma_q^2 \right)}}
 
     Domains: v_interp real, beta_t > 0, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.iddpm.interpolated_variance``.
+    Generated from ``udm.derivations.iddpm.interpolated_variance``.
     """
     v_interp = as_float64("v_interp", v_interp, "real")
     beta_t = as_float64("beta_t", beta_t, "positive")

@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['x_0_from_eps', 'eps_from_x_0', 'mu_theta_from_eps', 'eps_loss_weight', 'eps_loss', 'tweedie_mean', 'x_0_from_score', 'score_from_x_0', 'mu_theta_from_score', 'score_loss_weight', 'score_loss', 'score_from_eps', 'eps_from_score', 'x0_loss', 'x_0_from_v', 'eps_from_v', 'v_from_x_0', 'v_from_eps', 'v_from_score', 'score_from_v']
@@ -18,7 +18,7 @@ def x_0_from_eps(*, x_t, eps_hat, alpha_bar_t):
     .. math:: \hat x_\theta(x_t, t) = \frac{- \hat\epsilon_\theta(x_t, t) \sqrt{1 - \bar\alpha_t} + x_t}{\sqrt{\bar\alpha_t}}
 
     Domains: x_t real, eps_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_from_noise``.
+    Generated from ``udm.derivations.interpretations.x_0_from_noise``.
     """
     x_t = as_float64("x_t", x_t, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")
@@ -34,7 +34,7 @@ def eps_from_x_0(*, x_t, x_0_hat, alpha_bar_t):
     .. math:: \hat\epsilon_\theta(x_t, t) = \frac{- \sqrt{\bar\alpha_t} \hat x_\theta(x_t, t) + x_t}{\sqrt{1 - \bar\alpha_t}}
 
     Domains: x_t real, x_0_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.eps_from_forward_sample``.
+    Generated from ``udm.derivations.interpretations.eps_from_forward_sample``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -50,7 +50,7 @@ def mu_theta_from_eps(*, x_t, eps_hat, alpha_t, alpha_bar_t):
     .. math:: \mu_\theta(x_t, t) = - \frac{\hat\epsilon_\theta(x_t, t) \left(1 - \alpha_t\right)}{\sqrt{\alpha_t} \sqrt{1 - \bar\alpha_t}} + \frac{x_t}{\sqrt{\alpha_t}}
 
     Domains: x_t real, eps_hat real, alpha_t in (0, 1], alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.posterior_mean_from_eps``.
+    Generated from ``udm.derivations.interpretations.posterior_mean_from_eps``.
     """
     x_t = as_float64("x_t", x_t, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")
@@ -67,7 +67,7 @@ def eps_loss_weight(*, alpha_t, alpha_bar_prev):
     .. math:: \frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{(1-\bar\alpha_t)\alpha_t} = \frac{1 - \alpha_t}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.noise_prediction_loss``.
+    Generated from ``udm.derivations.interpretations.noise_prediction_loss``.
     """
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
@@ -82,7 +82,7 @@ def eps_loss(*, eps, eps_hat, alpha_t, alpha_bar_prev):
     .. math:: \mathcal{L}_\epsilon = \frac{\left(1 - \alpha_t\right) \left(\epsilon_0 - \hat\epsilon_\theta(x_t, t)\right)^{2}}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: eps real, eps_hat real, alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.noise_prediction_loss``.
+    Generated from ``udm.derivations.interpretations.noise_prediction_loss``.
     """
     eps = as_float64("eps", eps, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")
@@ -99,7 +99,7 @@ def tweedie_mean(*, x_t, score, alpha_bar_t):
     .. math:: \mathbb{E}[\mu_{x_t} \mid x_t] = \nabla\log p(x_t) \left(1 - \bar\alpha_t\right) + x_t
 
     Domains: x_t real, score real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_from_score_derivation``.
+    Generated from ``udm.derivations.interpretations.x_0_from_score_derivation``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score = as_float64("score", score, "real")
@@ -115,7 +115,7 @@ def x_0_from_score(*, x_t, score_hat, alpha_bar_t):
     .. math:: \hat x_\theta(x_t, t) = \frac{s_\theta(x_t, t) \left(1 - \bar\alpha_t\right) + x_t}{\sqrt{\bar\alpha_t}}
 
     Domains: x_t real, score_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.x_0_through_score``.
+    Generated from ``udm.derivations.interpretations.x_0_through_score``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score_hat = as_float64("score_hat", score_hat, "real")
@@ -131,7 +131,7 @@ def score_from_x_0(*, x_t, x_0_hat, alpha_bar_t):
     .. math:: s_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_t} \hat x_\theta(x_t, t) - x_t}{1 - \bar\alpha_t}
 
     Domains: x_t real, x_0_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.conditional_score``.
+    Generated from ``udm.derivations.interpretations.conditional_score``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -147,7 +147,7 @@ def mu_theta_from_score(*, x_t, score_hat, alpha_t):
     .. math:: \mu_\theta(x_t, t) = \frac{s_\theta(x_t, t) \left(1 - \alpha_t\right)}{\sqrt{\alpha_t}} + \frac{x_t}{\sqrt{\alpha_t}}
 
     Domains: x_t real, score_hat real, alpha_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.posterior_mean_from_score``.
+    Generated from ``udm.derivations.interpretations.posterior_mean_from_score``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score_hat = as_float64("score_hat", score_hat, "real")
@@ -163,7 +163,7 @@ def score_loss_weight(*, alpha_t, alpha_bar_prev):
     .. math:: \frac{1}{2\sigma_q^2(t)}\frac{(1-\alpha_t)^2}{\alpha_t} = \frac{\left(1 - \alpha_t\right) \left(1 - \alpha_t \bar\alpha_{t-1}\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.score_prediction_loss``.
+    Generated from ``udm.derivations.interpretations.score_prediction_loss``.
     """
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
@@ -178,7 +178,7 @@ def score_loss(*, score, score_hat, alpha_t, alpha_bar_prev):
     .. math:: \mathcal{L}_s = \frac{\left(1 - \alpha_t\right) \left(- \nabla\log p(x_t) + s_\theta(x_t, t)\right)^{2} \left(1 - \alpha_t \bar\alpha_{t-1}\right)}{2 \alpha_t \left(1 - \bar\alpha_{t-1}\right)}
 
     Domains: score real, score_hat real, alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.score_prediction_loss``.
+    Generated from ``udm.derivations.interpretations.score_prediction_loss``.
     """
     score = as_float64("score", score, "real")
     score_hat = as_float64("score_hat", score_hat, "real")
@@ -195,7 +195,7 @@ def score_from_eps(*, eps_hat, alpha_bar_t):
     .. math:: s_\theta(x_t, t) = - \frac{\hat\epsilon_\theta(x_t, t)}{\sqrt{1 - \bar\alpha_t}}
 
     Domains: eps_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.score_is_scaled_noise``.
+    Generated from ``udm.derivations.interpretations.score_is_scaled_noise``.
     """
     eps_hat = as_float64("eps_hat", eps_hat, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -210,7 +210,7 @@ def eps_from_score(*, score_hat, alpha_bar_t):
     .. math:: \hat\epsilon_\theta(x_t, t) = - s_\theta(x_t, t) \sqrt{1 - \bar\alpha_t}
 
     Domains: score_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.eps_from_conditional_score``.
+    Generated from ``udm.derivations.interpretations.eps_from_conditional_score``.
     """
     score_hat = as_float64("score_hat", score_hat, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -225,7 +225,7 @@ def x0_loss(*, x_0, x_0_hat, alpha_t, alpha_bar_prev):
     .. math:: \mathcal{L}_{x_0} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right) \left(x_0 - \hat x_\theta(x_t, t)\right)^{2}}{\left(2 - 2 \bar\alpha_{t-1}\right) \left(1 - \alpha_t \bar\alpha_{t-1}\right)}
 
     Domains: x_0 real, x_0_hat real, alpha_t in (0, 1], alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.three_losses_agree``.
+    Generated from ``udm.derivations.interpretations.three_losses_agree``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -242,7 +242,7 @@ def x_0_from_v(*, x_t, v_hat, alpha_bar_t):
     .. math:: \hat x_\theta(x_t, t) = \sqrt{\bar\alpha_t} x_t - \hat v_\theta(x_t, t) \sqrt{1 - \bar\alpha_t}
 
     Domains: x_t real, v_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     v_hat = as_float64("v_hat", v_hat, "real")
@@ -258,7 +258,7 @@ def eps_from_v(*, x_t, v_hat, alpha_bar_t):
     .. math:: \hat\epsilon_\theta(x_t, t) = \sqrt{\bar\alpha_t} \hat v_\theta(x_t, t) + x_t \sqrt{1 - \bar\alpha_t}
 
     Domains: x_t real, v_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     v_hat = as_float64("v_hat", v_hat, "real")
@@ -274,7 +274,7 @@ def v_from_x_0(*, x_t, x_0_hat, alpha_bar_t):
     .. math:: \hat v_\theta(x_t, t) = \frac{\sqrt{\bar\alpha_t} x_t - \hat x_\theta(x_t, t)}{\sqrt{1 - \bar\alpha_t}}
 
     Domains: x_t real, x_0_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0_hat = as_float64("x_0_hat", x_0_hat, "real")
@@ -290,7 +290,7 @@ def v_from_eps(*, x_t, eps_hat, alpha_bar_t):
     .. math:: \hat v_\theta(x_t, t) = \frac{\hat\epsilon_\theta(x_t, t) - x_t \sqrt{1 - \bar\alpha_t}}{\sqrt{\bar\alpha_t}}
 
     Domains: x_t real, eps_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     eps_hat = as_float64("eps_hat", eps_hat, "real")
@@ -306,7 +306,7 @@ def v_from_score(*, x_t, score_hat, alpha_bar_t):
     .. math:: \hat v_\theta(x_t, t) = - \frac{\sqrt{1 - \bar\alpha_t} \left(s_\theta(x_t, t) + x_t\right)}{\sqrt{\bar\alpha_t}}
 
     Domains: x_t real, score_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     score_hat = as_float64("score_hat", score_hat, "real")
@@ -322,7 +322,7 @@ def score_from_v(*, x_t, v_hat, alpha_bar_t):
     .. math:: s_\theta(x_t, t) = - \frac{\sqrt{\bar\alpha_t} \hat v_\theta(x_t, t)}{\sqrt{1 - \bar\alpha_t}} - x_t
 
     Domains: x_t real, v_hat real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.interpretations.v_prediction``.
+    Generated from ``udm.derivations.interpretations.v_prediction``.
     """
     x_t = as_float64("x_t", x_t, "real")
     v_hat = as_float64("v_hat", v_hat, "real")

@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['x0_loss_weight_from_alpha_bars', 'x0_loss_weight_snr', 'snr', 'alpha_bar_from_omega', 'snr_from_omega', 'omega_from_alpha_bar', 'one_minus_alpha_bar_from_omega']
@@ -18,7 +18,7 @@ def x0_loss_weight_from_alpha_bars(*, alpha_bar_prev, alpha_bar_t):
     .. math:: \frac{1}{2}\left(\frac{\bar\alpha_{t-1}}{1-\bar\alpha_{t-1}} - \frac{\bar\alpha_t}{1-\bar\alpha_t}\right) = \frac{\bar\alpha_{t-1}}{2 \left(1 - \bar\alpha_{t-1}\right)} - \frac{\bar\alpha_t}{2 \left(1 - \bar\alpha_t\right)}
 
     Domains: alpha_bar_prev in (0, 1), alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.x0_weight_as_snr_drop``.
+    Generated from ``udm.derivations.noise_params.x0_weight_as_snr_drop``.
     """
     alpha_bar_prev = as_float64("alpha_bar_prev", alpha_bar_prev, "open_unit")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -33,7 +33,7 @@ def x0_loss_weight_snr(*, snr_s, snr_t):
     .. math:: \frac{1}{2}(\mathrm{SNR}(t-1) - \mathrm{SNR}(t)) = \frac{\mathrm{SNR}(s)}{2} - \frac{\mathrm{SNR}(t)}{2}
 
     Domains: snr_s > 0, snr_t > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.x0_weight_as_snr_drop``.
+    Generated from ``udm.derivations.noise_params.x0_weight_as_snr_drop``.
     """
     snr_s = as_float64("snr_s", snr_s, "positive")
     snr_t = as_float64("snr_t", snr_t, "positive")
@@ -48,7 +48,7 @@ def snr(*, alpha_bar_t):
     .. math:: \mathrm{SNR}(t) = \frac{\bar\alpha_t}{1 - \bar\alpha_t}
 
     Domains: alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.snr_definition``.
+    Generated from ``udm.derivations.noise_params.snr_definition``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)
@@ -62,7 +62,7 @@ def alpha_bar_from_omega(*, omega):
     .. math:: \bar\alpha_t = \frac{1}{e^{\omega_\eta(t)} + 1}
 
     Domains: omega real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.alpha_bar_from_omega``.
+    Generated from ``udm.derivations.noise_params.alpha_bar_from_omega``.
     """
     omega = as_float64("omega", omega, "real")
     check_broadcast(omega=omega)
@@ -76,7 +76,7 @@ def snr_from_omega(*, omega):
     .. math:: \mathrm{SNR}(t) = e^{- \omega_\eta(t)}
 
     Domains: omega real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.omega_definition``.
+    Generated from ``udm.derivations.noise_params.omega_definition``.
     """
     omega = as_float64("omega", omega, "real")
     check_broadcast(omega=omega)
@@ -90,7 +90,7 @@ def omega_from_alpha_bar(*, alpha_bar_t):
     .. math:: \omega_\eta(t) = \log{\left(\frac{1 - \bar\alpha_t}{\bar\alpha_t} \right)}
 
     Domains: alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.omega_from_alpha_bar``.
+    Generated from ``udm.derivations.noise_params.omega_from_alpha_bar``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)
@@ -104,7 +104,7 @@ def one_minus_alpha_bar_from_omega(*, omega):
     .. math:: 1 - \bar\alpha_t = \frac{1}{1 + e^{- \omega_\eta(t)}}
 
     Domains: omega real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.noise_params.one_minus_alpha_bar_from_omega``.
+    Generated from ``udm.derivations.noise_params.one_minus_alpha_bar_from_omega``.
     """
     omega = as_float64("omega", omega, "real")
     check_broadcast(omega=omega)

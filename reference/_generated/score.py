@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['dsm_esm_gap', 'langevin_stationary_var', 'perturbed_var', 'vp_component_mean', 'vp_component_var', 'weighted_dsm_term']
@@ -18,7 +18,7 @@ def dsm_esm_gap(*, var, sigma):
     .. math:: J_{\mathrm{DSM}} - J_{\mathrm{ESM}} = - \frac{1}{\sigma^{2} + \sigma^2} + \frac{1}{\sigma^{2}}
 
     Domains: var > 0, sigma > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.dsm_esm_gap``.
+    Generated from ``udm.derivations.score.dsm_esm_gap``.
     """
     var = as_float64("var", var, "positive")
     sigma = as_float64("sigma", sigma, "positive")
@@ -33,7 +33,7 @@ def langevin_stationary_var(*, var, step_size):
     .. math:: \sigma_\infty^2 = \frac{2 \left(\sigma^2\right)^{2}}{- c + 2 \sigma^2}
 
     Domains: var > 0, step_size > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.langevin_stationary``.
+    Generated from ``udm.derivations.score.langevin_stationary``.
     """
     var = as_float64("var", var, "positive")
     step_size = as_float64("step_size", step_size, "positive")
@@ -48,7 +48,7 @@ def perturbed_var(*, var, sigma):
     .. math:: \mathrm{Var}[x_t] = \sigma^{2} + \sigma^2
 
     Domains: var > 0, sigma > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_laws``.
+    Generated from ``udm.derivations.score.perturbed_laws``.
     """
     var = as_float64("var", var, "positive")
     sigma = as_float64("sigma", sigma, "positive")
@@ -63,7 +63,7 @@ def vp_component_mean(*, mean, alpha_bar_t):
     .. math:: \mathbb{E}[x_t] = \sqrt{\bar\alpha_t} \mu
 
     Domains: mean real, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_laws``.
+    Generated from ``udm.derivations.score.perturbed_laws``.
     """
     mean = as_float64("mean", mean, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
@@ -78,7 +78,7 @@ def vp_component_var(*, var, alpha_bar_t):
     .. math:: \mathrm{Var}[x_t] = \bar\alpha_t \sigma^2 - \bar\alpha_t + 1
 
     Domains: var > 0, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.perturbed_laws``.
+    Generated from ``udm.derivations.score.perturbed_laws``.
     """
     var = as_float64("var", var, "positive")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
@@ -93,7 +93,7 @@ def weighted_dsm_term(*, score_hat, eps, sigma):
     .. math:: \lambda(\sigma) \lVert s_\theta + \epsilon / \sigma \rVert^2 = \left(\epsilon_0 + s_\theta(x_t, t) \sigma\right)^{2}
 
     Domains: score_hat real, eps real, sigma > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.score.noise_weighting``.
+    Generated from ``udm.derivations.score.noise_weighting``.
     """
     score_hat = as_float64("score_hat", score_hat, "real")
     eps = as_float64("eps", eps, "real")

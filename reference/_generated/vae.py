@@ -5,8 +5,8 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference import _stable
-from reference._args import as_float64, check_broadcast
+from udm.reference import _stable
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['reconstruction_term', 'kl_standard_normal', 'reparameterize']
@@ -19,7 +19,7 @@ def reconstruction_term(*, x_0, w, b, var_x, mean_q, var_q):
     .. math:: \mathbb{E}_{q(z|x)}[\log p_\theta(x|z)] = - \frac{\log{\left(2 \pi s^2 \right)}}{2} - \frac{\sigma_q^2 w^{2} + \left(- b - \mu_q w + x_0\right)^{2}}{2 s^2}
 
     Domains: x_0 real, w real, b real, var_x > 0, mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vae.reconstruction_term``.
+    Generated from ``udm.derivations.vae.reconstruction_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     w = as_float64("w", w, "real")
@@ -38,7 +38,7 @@ def kl_standard_normal(*, mean_q, var_q):
     .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu, \sigma^2) \| \mathcal{N}(0, 1)) = \frac{\mu_q^{2}}{2} + \frac{\operatorname{expm1mx}\left(\log{\left(\sigma_q^2 \right)}\right)}{2}
 
     Domains: mean_q real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vae.prior_matching_kl``.
+    Generated from ``udm.derivations.vae.prior_matching_kl``.
     """
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")
@@ -53,7 +53,7 @@ def reparameterize(*, mean_q, var_q, eps):
     .. math:: z = \epsilon_0 \sqrt{\sigma_q^2} + \mu_q
 
     Domains: mean_q real, var_q > 0, eps real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vae.reparameterized_sample``.
+    Generated from ``udm.derivations.vae.reparameterized_sample``.
     """
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")

@@ -5,8 +5,8 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference import _stable
-from reference._args import as_float64, check_broadcast
+from udm.reference import _stable
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar']
@@ -19,7 +19,7 @@ def elbo_reconstruction_term(*, x_0, alpha_t, a_t, c_t, var_theta):
     .. math:: \mathbb{E}_{q(x_1|x_0)}[\log p_\theta(x_0|x_1)] = - \frac{\log{\left(2 \pi \sigma_\theta^2 \right)}}{2} - \frac{a_{t}^{2} \left(1 - \alpha_t\right) + \left(- c_{t} + x_0 \left(- a_{t} \sqrt{\alpha_t} + 1\right)\right)^{2}}{2 \sigma_\theta^2}
 
     Domains: x_0 real, alpha_t in (0, 1], a_t real, c_t real, var_theta > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.elbo.elbo_reconstruction_term``.
+    Generated from ``udm.derivations.vdm.elbo.elbo_reconstruction_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
@@ -37,7 +37,7 @@ def elbo_prior_term(*, x_0, alpha_bar_t):
     .. math:: D_{\mathrm{KL}}(q(x_T|x_0) \| p(x_T)) = \frac{\bar\alpha_t x_0^{2}}{2} + \frac{\operatorname{expm1mx}\left(\log\left(1 - \bar\alpha_t\right)\right)}{2}
 
     Domains: x_0 real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.elbo.elbo_prior_term``.
+    Generated from ``udm.derivations.vdm.elbo.elbo_prior_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -52,7 +52,7 @@ def elbo_denoising_term(*, x_0, alpha_t, alpha_bar_prev, a_t, c_t, var_theta):
     .. math:: \mathbb{E}_{q(x_t|x_0)}[D_{\mathrm{KL}}(q(x_{t-1}|x_t, x_0) \| p_\theta(x_{t-1}|x_t))] = \frac{\log{\left(\sigma_\theta^2 \right)}}{2} - \frac{\log{\left(1 - \bar\alpha_{t-1} \right)}}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2} + \frac{\log{\left(- \bar\alpha_{t-1} \alpha_t + 1 \right)}}{2} - \frac{1}{2} + \frac{\frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} + \left(- a_{t} + \frac{\sqrt{\alpha_t} \left(1 - \bar\alpha_{t-1}\right)}{- \bar\alpha_{t-1} \alpha_t + 1}\right)^{2} \left(- \bar\alpha_{t-1} \alpha_t + 1\right) + \left(\sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 \left(- a_{t} + \frac{\sqrt{\alpha_t} \left(1 - \bar\alpha_{t-1}\right)}{- \bar\alpha_{t-1} \alpha_t + 1}\right) + \frac{\sqrt{\bar\alpha_{t-1}} x_0 \left(1 - \alpha_t\right)}{- \bar\alpha_{t-1} \alpha_t + 1} - c_{t}\right)^{2}}{2 \sigma_\theta^2}
 
     Domains: x_0 real, alpha_t in (0, 1), alpha_bar_prev in (0, 1), a_t real, c_t real, var_theta > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.elbo.elbo_denoising_term``.
+    Generated from ``udm.derivations.vdm.elbo.elbo_denoising_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
@@ -71,7 +71,7 @@ def elbo_prior_term_consistency(*, x_0, alpha_t, alpha_bar_prev):
     .. math:: \mathbb{E}_{q(x_{T-1}|x_0)}[D_{\mathrm{KL}}(q(x_T|x_{T-1}) \| p(x_T))] = \frac{\alpha_t \left(\bar\alpha_{t-1} x_0^{2} - \bar\alpha_{t-1} + 1\right)}{2} - \frac{\alpha_t}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2}
 
     Domains: x_0 real, alpha_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.elbo.elbo_prior_term_consistency``.
+    Generated from ``udm.derivations.vdm.elbo.elbo_prior_term_consistency``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
@@ -87,7 +87,7 @@ def elbo_consistency_term(*, x_0, alpha_t, alpha_next, alpha_bar_prev, a_next, c
     .. math:: \mathbb{E}_{q(x_{t-1},x_t,x_{t+1}|x_0)}\left[\log \frac{q(x_t|x_{t-1})}{p_\theta(x_t|x_{t+1})}\right] = \frac{\log{\left(var_{\theta next} \right)}}{2} - \frac{\log{\left(1 - \alpha_t \right)}}{2} - \frac{1}{2} + \frac{a_{next}^{2} \left(1 - \alpha_{next}\right) + \left(- a_{next} \sqrt{\alpha_{next}} + 1\right)^{2} \left(- \bar\alpha_{t-1} \alpha_t + 1\right) + \left(\sqrt{\bar\alpha_{t-1}} \sqrt{\alpha_t} x_0 \left(- a_{next} \sqrt{\alpha_{next}} + 1\right) - c_{next}\right)^{2}}{2 var_{\theta next}}
 
     Domains: x_0 real, alpha_t in (0, 1), alpha_next in (0, 1], alpha_bar_prev in (0, 1], a_next real, c_next real, var_theta_next > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.elbo.elbo_consistency_term``.
+    Generated from ``udm.derivations.vdm.elbo.elbo_consistency_term``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_t = as_float64("alpha_t", alpha_t, "open_unit")
@@ -107,7 +107,7 @@ def q_sample(*, x_0, alpha_bar_t, eps):
     .. math:: x_t = \sqrt{\bar\alpha_t} x_0 + \epsilon_0 \sqrt{1 - \bar\alpha_t}
 
     Domains: x_0 real, alpha_bar_t in (0, 1], eps real. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward.forward_marginal``.
+    Generated from ``udm.derivations.vdm.forward.forward_marginal``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
@@ -123,7 +123,7 @@ def q_mean(*, x_0, alpha_bar_t):
     .. math:: \mathbb{E}[x_t \mid x_0] = \sqrt{\bar\alpha_t} x_0
 
     Domains: x_0 real, alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward.forward_marginal_law``.
+    Generated from ``udm.derivations.vdm.forward.forward_marginal_law``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
@@ -138,7 +138,7 @@ def q_var(*, alpha_bar_t):
     .. math:: \mathrm{Var}[x_t \mid x_0] = 1 - \bar\alpha_t
 
     Domains: alpha_bar_t in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.forward.forward_marginal_law``.
+    Generated from ``udm.derivations.vdm.forward.forward_marginal_law``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)
@@ -152,7 +152,7 @@ def mu_q(*, x_t, x_0, alpha_t, alpha_bar_t, alpha_bar_prev):
     .. math:: \mu_q(x_t, x_0) = \frac{\sqrt{\bar\alpha_{t-1}} x_0 \left(1 - \alpha_t\right) + \sqrt{\alpha_t} x_t \left(1 - \bar\alpha_{t-1}\right)}{1 - \bar\alpha_t}
 
     Domains: x_t real, x_0 real, alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.posterior.posterior_moments``.
+    Generated from ``udm.derivations.vdm.posterior.posterior_moments``.
     """
     x_t = as_float64("x_t", x_t, "real")
     x_0 = as_float64("x_0", x_0, "real")
@@ -170,7 +170,7 @@ def var_q(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     .. math:: \sigma_q^2(t) = \frac{\left(1 - \bar\alpha_{t-1}\right) \left(1 - \alpha_t\right)}{1 - \bar\alpha_t}
 
     Domains: alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1]. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.posterior.posterior_moments``.
+    Generated from ``udm.derivations.vdm.posterior.posterior_moments``.
     """
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -186,7 +186,7 @@ def kl_normal(*, mean_q, var_q, mean_p, var_p):
     .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_p, \sigma_p^2)) = \frac{\operatorname{expm1mx}\left(\log\frac{\sigma_q^2}{\sigma_p^2}\right)}{2} + \frac{\left(- \mu_p + \mu_q\right)^{2}}{2 \sigma_p^2}
 
     Domains: mean_q real, var_q > 0, mean_p real, var_p > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.objective.gaussian_kl``.
+    Generated from ``udm.derivations.vdm.objective.gaussian_kl``.
     """
     mean_q = as_float64("mean_q", mean_q, "real")
     var_q = as_float64("var_q", var_q, "positive")
@@ -203,7 +203,7 @@ def denoising_kl(*, mu_q, mu_theta, var_q):
     .. math:: D_{\mathrm{KL}}(\mathcal{N}(\mu_q, \sigma_q^2) \| \mathcal{N}(\mu_\theta, \sigma_q^2)) = \frac{\left(- \mu_{q} + \mu_{\theta}\right)^{2}}{2 \sigma_q^2}
 
     Domains: mu_q real, mu_theta real, var_q > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.objective.denoising_kl_matched_variance``.
+    Generated from ``udm.derivations.vdm.objective.denoising_kl_matched_variance``.
     """
     mu_q = as_float64("mu_q", mu_q, "real")
     mu_theta = as_float64("mu_theta", mu_theta, "real")
@@ -219,7 +219,7 @@ def x_0_loss_weight(*, alpha_t, alpha_bar_t, alpha_bar_prev):
     .. math:: \frac{1}{2\sigma_q^2(t)}\frac{\bar\alpha_{t-1}(1-\alpha_t)^2}{(1-\bar\alpha_t)^2} = \frac{\bar\alpha_{t-1} \left(1 - \alpha_t\right)}{2 \left(1 - \bar\alpha_{t-1}\right) \left(1 - \bar\alpha_t\right)}
 
     Domains: alpha_t in (0, 1], alpha_bar_t in (0, 1), alpha_bar_prev in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.objective.x_0_objective``.
+    Generated from ``udm.derivations.vdm.objective.x_0_objective``.
     """
     alpha_t = as_float64("alpha_t", alpha_t, "unit")
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
@@ -235,7 +235,7 @@ def linear_beta_t(*, t, T, beta_start, beta_end):
     .. math:: \beta_t = \beta_{start} + \frac{\beta_{end} - \beta_{start}}{T - 1} \left(t - 1\right)
 
     Domains: t > 0, T > 0, beta_start in (0, 1), beta_end in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.named_schedules``.
+    Generated from ``udm.derivations.vdm.schedules.named_schedules``.
     """
     t = as_float64("t", t, "positive")
     T = as_float64("T", T, "positive")
@@ -252,7 +252,7 @@ def scaled_linear_beta_t(*, t, T, beta_start, beta_end):
     .. math:: \beta_t = \left(\sqrt{\beta_{start}} + \frac{\sqrt{\beta_{end}} - \sqrt{\beta_{start}}}{T - 1} \left(t - 1\right)\right)^{2}
 
     Domains: t > 0, T > 0, beta_start in (0, 1), beta_end in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.named_schedules``.
+    Generated from ``udm.derivations.vdm.schedules.named_schedules``.
     """
     t = as_float64("t", t, "positive")
     T = as_float64("T", T, "positive")
@@ -269,7 +269,7 @@ def cosine_beta_t(*, t, T, s):
     .. math:: \beta_t = - \frac{\cos^{2}{\left(\frac{\pi}{2} \frac{s + \frac{t}{T}}{s + 1} \right)}}{\cos^{2}{\left(\frac{\pi}{2} \frac{s + \frac{t - 1}{T}}{s + 1} \right)}} + 1
 
     Domains: t > 0, T > 0, s > 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.named_schedules``.
+    Generated from ``udm.derivations.vdm.schedules.named_schedules``.
     """
     t = as_float64("t", t, "positive")
     T = as_float64("T", T, "positive")
@@ -285,7 +285,7 @@ def log_alpha_t(*, beta_t):
     .. math:: \log\alpha_t = \operatorname{log1p}{\left(- \beta_t \right)}
 
     Domains: beta_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.schedule_in_log_space``.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
     """
     beta_t = as_float64("beta_t", beta_t, "open_unit")
     check_broadcast(beta_t=beta_t)
@@ -299,7 +299,7 @@ def q_var_from_log_alpha_bar(*, log_alpha_bar_t):
     .. math:: 1 - \bar\alpha_t = - \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)}
 
     Domains: log_alpha_bar_t < 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.schedule_in_log_space``.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
     """
     log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
     check_broadcast(log_alpha_bar_t=log_alpha_bar_t)
@@ -313,7 +313,7 @@ def var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
     .. math:: \sigma_q^2(t) = \frac{\beta_t \operatorname{expm}_{1}{\left(\log\bar\alpha_{t-1} \right)}}{\operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)}}
 
     Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.schedule_in_log_space``.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
     """
     beta_t = as_float64("beta_t", beta_t, "open_unit")
     log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
@@ -329,7 +329,7 @@ def log_var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev
     .. math:: \log\sigma_q^2(t) = \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_{t-1} \right)} \right)} & \text{for}\: \log\bar\alpha_{t-1} > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_{t-1}} \right)} & \text{otherwise} \end{cases} - \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)} \right)} & \text{for}\: \log\bar\alpha_t > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_t} \right)} & \text{otherwise} \end{cases} + \log{\left(\beta_t \right)}
 
     Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.schedule_in_log_space``.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
     """
     beta_t = as_float64("beta_t", beta_t, "open_unit")
     log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
@@ -345,7 +345,7 @@ def log_snr_from_log_alpha_bar(*, log_alpha_bar_t):
     .. math:: \log\mathrm{SNR}(t) = \log\bar\alpha_t - \begin{cases} \log{\left(- \operatorname{expm}_{1}{\left(\log\bar\alpha_t \right)} \right)} & \text{for}\: \log\bar\alpha_t > - \log{\left(2 \right)} \\\operatorname{log1p}{\left(- e^{\log\bar\alpha_t} \right)} & \text{otherwise} \end{cases}
 
     Domains: log_alpha_bar_t < 0. Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vdm.schedules.schedule_in_log_space``.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
     """
     log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
     check_broadcast(log_alpha_bar_t=log_alpha_bar_t)

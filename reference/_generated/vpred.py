@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['v_target', 'v_loss_weight_x0', 'v_loss_weight_eps']
@@ -18,7 +18,7 @@ def v_target(*, x_0, eps, alpha_bar_t):
     .. math:: v = \sqrt{\bar\alpha_t} \epsilon_0 - x_0 \sqrt{1 - \bar\alpha_t}
 
     Domains: x_0 real, eps real, alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vpred.v_definition``.
+    Generated from ``udm.derivations.vpred.v_definition``.
     """
     x_0 = as_float64("x_0", x_0, "real")
     eps = as_float64("eps", eps, "real")
@@ -34,7 +34,7 @@ def v_loss_weight_x0(*, alpha_bar_t):
     .. math:: \frac{\lVert v - \hat v\rVert^2}{\lVert x_0 - \hat x_\theta\rVert^2} = \frac{1}{1 - \bar\alpha_t}
 
     Domains: alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vpred.v_loss_as_x0_loss``.
+    Generated from ``udm.derivations.vpred.v_loss_as_x0_loss``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)
@@ -48,7 +48,7 @@ def v_loss_weight_eps(*, alpha_bar_t):
     .. math:: \frac{\lVert v - \hat v\rVert^2}{\lVert \epsilon - \hat\epsilon_\theta\rVert^2} = \frac{1}{\bar\alpha_t}
 
     Domains: alpha_bar_t in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.vpred.v_loss_as_eps_loss``.
+    Generated from ``udm.derivations.vpred.v_loss_as_eps_loss``.
     """
     alpha_bar_t = as_float64("alpha_bar_t", alpha_bar_t, "open_unit")
     check_broadcast(alpha_bar_t=alpha_bar_t)

@@ -5,7 +5,7 @@ Do not edit: run `udm generate`. Each function is the SymPy result printed as Nu
 
 import numpy
 
-from reference._args import as_float64, check_broadcast
+from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
 __all__ = ['zero_terminal_snr_sqrt_alpha_bar']
@@ -18,7 +18,7 @@ def zero_terminal_snr_sqrt_alpha_bar(*, sqrt_alpha_bar_t, sqrt_alpha_bar_1, sqrt
     .. math:: \sqrt{\bar\alpha_t}' = \frac{\sqrt{\bar\alpha_1} \left(- \sqrt{\bar\alpha_T} + \sqrt{\bar\alpha_t}\right)}{\sqrt{\bar\alpha_1} - \sqrt{\bar\alpha_T}}
 
     Domains: sqrt_alpha_bar_t in (0, 1), sqrt_alpha_bar_1 in (0, 1), sqrt_alpha_bar_T in (0, 1). Arguments broadcast; float64 NumPy in and out.
-    Generated from ``derivations.zt_snr.rescale_endpoints``.
+    Generated from ``udm.derivations.zt_snr.rescale_endpoints``.
     """
     sqrt_alpha_bar_t = as_float64("sqrt_alpha_bar_t", sqrt_alpha_bar_t, "open_unit")
     sqrt_alpha_bar_1 = as_float64("sqrt_alpha_bar_1", sqrt_alpha_bar_1, "open_unit")

@@ -3,7 +3,7 @@
 The quantity improved-diffusion's `calc_bpd_loop` reports: prior KL(q(x_T | x_0) || N(0, I))
 + sum over t = 2..T of the denoising KLs with matched variances (eqs. (92), (99)) + the
 discretized Gaussian reconstruction term at t = 1, per image, divided by D log 2. Every term
-is ours (`torch_impl.vdm.vb_term`, `prior_kl_term`), on the 50-digit schedule the user's
+is ours (`udm.torch_impl.vdm.vb_term`, `prior_kl_term`), on the 50-digit schedule the user's
 scheduler config declares (rounded once to the working dtype). The network predicts eps (or
 x_0 / v, per the config's prediction_type) from (x_t, timestep) with diffusers' 0-based
 timestep i = t - 1.
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torch_impl import interpretations as I
-from torch_impl import vdm
 from udm.audit import schedule as S
+from udm.torch_impl import interpretations as I
+from udm.torch_impl import vdm
 
 
 class LoadError(ValueError):

@@ -1,6 +1,6 @@
 """Conventions, inference grids and `step()` of a diffusers DDPM / DDIM scheduler, against
-ours: x_0_hat from the prediction (eqs. (69), (115)-(116): `torch_impl.interpretations`),
-the posterior mean and variance (eqs. (84), (85), (94): `torch_impl.vdm`) at the 50-digit
+ours: x_0_hat from the prediction (eqs. (69), (115)-(116): `udm.torch_impl.interpretations`),
+the posterior mean and variance (eqs. (84), (85), (94): `udm.torch_impl.vdm`) at the 50-digit
 schedule, in float64; DDIM (Song et al. 2021, not in the paper) written from the same
 quantities."""
 
@@ -12,10 +12,10 @@ import math
 import numpy as np
 import torch
 
-from torch_impl import interpretations as I
-from torch_impl import vdm
 from udm.audit import truth
 from udm.audit.schedule import Finding, _fresh
+from udm.torch_impl import interpretations as I
+from udm.torch_impl import vdm
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 DDPM_VARIANCES = (

@@ -80,7 +80,7 @@ errors = truth.errors
 
 
 def _learned_module(dtype: torch.dtype):
-    from torch_impl.noise_params import LearnedNoiseSchedule
+    from udm.torch_impl.noise_params import LearnedNoiseSchedule
 
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(0)
@@ -149,7 +149,7 @@ def _np(x) -> np.ndarray:
 
 
 def ours_tables(name: str, T: int, dtype: torch.dtype) -> dict[str, np.ndarray]:
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     sched = vdm.make_schedule(name, T, dtype=dtype)
     coef = sched.coefficients(dtype)
@@ -219,7 +219,7 @@ def diffusers_tables(name: str, T: int) -> dict[str, np.ndarray]:
 def _learned_ours(module64, module32, T: int) -> dict[str, dict[str, np.ndarray]]:
     from torch.nn import functional as F
 
-    from torch_impl import noise_params as npm
+    from udm.torch_impl import noise_params as npm
 
     def quantities(module, dtype):
         t = torch.arange(T + 1, dtype=torch.float64) / T
@@ -412,9 +412,9 @@ def _mp(a: np.ndarray) -> list:
 
 def function_rows(name: str, T: int, *, seed: int = 0) -> list[dict]:
     """float32 calls on float32 inputs vs the exact result for those inputs, one sample per t."""
-    from torch_impl import interpretations as it
-    from torch_impl import noise_params as npm
-    from torch_impl import vdm
+    from udm.torch_impl import interpretations as it
+    from udm.torch_impl import noise_params as npm
+    from udm.torch_impl import vdm
 
     rows = []
     coef = vdm.make_schedule(name, T, dtype=torch.float32).coefficients(torch.float32)
@@ -573,8 +573,8 @@ def _np_list(values: list) -> np.ndarray:
 
 
 def end_to_end_rows(name: str, T: int, peers: bool, *, seed: int = 1) -> list[dict]:
-    from torch_impl import interpretations as it
-    from torch_impl import vdm
+    from udm.torch_impl import interpretations as it
+    from udm.torch_impl import vdm
 
     truth = true_table(true_betas(name, T))
     sched = vdm.make_schedule(name, T, dtype=torch.float32)

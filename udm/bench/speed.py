@@ -1,7 +1,7 @@
 """Speed benchmark: each number a ratio of two timings taken in the same run.
 
 * ``elbo``: the full-T negative ELBO of a batch in bits/dim, vectorized over t
-  (`torch_impl.vdm.nll_bits_per_dim`, the denoiser called once on T * B inputs) against a
+  (`udm.torch_impl.vdm.nll_bits_per_dim`, the denoiser called once on T * B inputs) against a
   Python loop over t evaluating one t at a time with `vb_term` (DDPM's ``calc_bpd_loop``
   style). Target: >= 10x at T = 1000 on CPU.
 * ``q_sample`` and ``train_step``: the forward sample alone, and a training step (q_sample +
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository (udm/bench/speed.py)
 ELBO_TARGET = 10.0
 STEP_TARGET = 1.0
 VERIFY_TARGET_S = 60.0
@@ -101,7 +101,7 @@ def _ratio_row(name, device, ours, peer, target, *, higher_is_better: bool, extr
 
 def elbo(T: int = 1000, *, batch: int = 8, dim: int = 32, repeats: int = 5, device="cpu"):
     """Vectorized full-T bits/dim vs a per-t loop of `vb_term` (same eps, same network)."""
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     gen = torch.Generator().manual_seed(0)
     sched = vdm.linear_schedule(T)
@@ -144,7 +144,7 @@ def elbo(T: int = 1000, *, batch: int = 8, dim: int = 32, repeats: int = 5, devi
 def _scheduler_pair(T: int, device):
     from diffusers import DDPMScheduler
 
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     return vdm.linear_schedule(T), DDPMScheduler(num_train_timesteps=T, beta_schedule="linear")
 
@@ -252,9 +252,9 @@ def sampling(
     with known-good inputs runs; True measures their cost."""
     from diffusers import DDPMScheduler
 
-    import torch_impl.interpretations as I
-    from torch_impl import vdm
+    import udm.torch_impl.interpretations as I
     from udm import checks
+    from udm.torch_impl import vdm
 
     sched = vdm.linear_schedule(T)
     sch = DDPMScheduler(num_train_timesteps=T, beta_schedule="linear", clip_sample=False)
@@ -347,7 +347,7 @@ def proof_timings(sections=None, top: int = 10) -> list[dict]:
     out = []
     for section in sections or catalog.SECTIONS:
         try:
-            module = importlib.import_module(f"derivations.{section}")
+            module = importlib.import_module(f"udm.derivations.{section}")
         except ModuleNotFoundError:
             continue
         for reg in registry.runtime_registrations():

@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-import torch_impl.guidance as G
-import torch_impl.interpretations as I
-import torch_impl.sampling as S
-import torch_impl.vdm as V
+import udm.torch_impl.guidance as G
+import udm.torch_impl.interpretations as I
+import udm.torch_impl.sampling as S
+import udm.torch_impl.vdm as V
 from udm import checks
 from udm.model.progress import bar as progress_bar
 
@@ -151,7 +151,7 @@ class DenoisingModel(nn.Module):
         (eq. (69) with the predictions, DDIM's eta = 0). `guidance_scale`: classifier-free
         guidance gamma (eq. (170)) for labels y; `clip` clamps x_0_hat to [-1, 1] (image data).
         `eta` (DDIM only, in [0, 1]): DDIM's sigma_t = eta sqrt(sigma_q^2 between grid levels)
-        (ddim.16); 0 is deterministic. The DDIM update is `torch_impl.sampling.ddim_step`.
+        (ddim.16); 0 is deterministic. The DDIM update is `udm.torch_impl.sampling.ddim_step`.
         Noise is drawn on the CPU `generator` (reproducible on any device). The loop makes no
         host synchronization once validate_args is off (per call, or udm.checks globally).
         """

@@ -319,7 +319,7 @@ def check_schedule(name: str, T: int, dtype: str, label: str = "--T") -> None:
     `dtype`: a linear schedule with a large T underflows (float32: T = 20000 does)."""
     import torch
 
-    from torch_impl import vdm
+    from udm.torch_impl import vdm
 
     schedule = vdm.make_schedule(name, T, dtype=getattr(torch, dtype))
     bad = torch.nonzero(~(schedule.alpha_bar_t > 0) | ~torch.isfinite(schedule.log_snr))

@@ -1,6 +1,6 @@
 """Continuous-time VDM with a learned noise schedule (`udm train --schedule learned`).
 
-The schedule is `torch_impl.noise_params.LearnedNoiseSchedule`: omega(t) = -log SNR(t),
+The schedule is `udm.torch_impl.noise_params.LearnedNoiseSchedule`: omega(t) = -log SNR(t),
 strictly increasing on t in [0, 1], learnable endpoints omega_min = omega(0), omega_max =
 omega(1). The per-sample training loss is VDM's continuous-time negative ELBO (nats):
 
@@ -24,12 +24,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import torch_impl.interpretations as I
-import torch_impl.noise_params as N
-import torch_impl.vdm as V
-from torch_impl._tensors import append_dims
+import udm.torch_impl.interpretations as I
+import udm.torch_impl.noise_params as N
+import udm.torch_impl.vdm as V
 from udm.model import networks
 from udm.model.base import DenoisingModel, repeat_labels
+from udm.torch_impl._tensors import append_dims
 
 OMEGA_MIN, OMEGA_MAX = -13.3, 5.0  # VDM's initial endpoints (SNR from e^13.3 down to e^-5)
 ELBO_T_SAMPLES = 16  # t values per sample in the evaluated bound (stratified)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torch_impl.score import gaussian_mixture_log_prob
+from udm.torch_impl.score import gaussian_mixture_log_prob
 
 BUILTIN = ("gaussian", "mixture", "moons", "digits")
 
@@ -64,7 +64,7 @@ def _gaussian(n: int, rng: np.random.Generator) -> Dataset:
 
 def mixture_log_prob(v: np.ndarray) -> np.ndarray:
     """Exact log-density of the built-in 2-D mixture [..., 2] -> [...] (float64), by the
-    mixture oracle `torch_impl.score.gaussian_mixture_log_prob`."""
+    mixture oracle `udm.torch_impl.score.gaussian_mixture_log_prob`."""
     k = len(MIXTURE_MEANS)
     return gaussian_mixture_log_prob(
         x=torch.as_tensor(np.asarray(v), dtype=torch.float64),

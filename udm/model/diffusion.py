@@ -12,12 +12,12 @@ import math
 import torch
 from torch import nn
 
-import torch_impl.iddpm as D
-import torch_impl.sampling as S
-import torch_impl.vdm as V
-from torch_impl._tensors import append_dims
+import udm.torch_impl.iddpm as D
+import udm.torch_impl.sampling as S
+import udm.torch_impl.vdm as V
 from udm.model import networks
 from udm.model.base import DenoisingModel, repeat_labels
+from udm.torch_impl._tensors import append_dims
 
 VARIANCES = ("small", "large", "learned")
 HYBRID_LAMBDA = 1e-3  # iDDPM's weight of L_vlb in L_hybrid = L_simple + lambda L_vlb
@@ -27,7 +27,7 @@ class DiffusionModel(DenoisingModel):
     """Denoiser `network(x_t, t / T, y)` predicting `target` (x0, eps, score or v).
 
     weighting='elbo': the unbiased one-t estimate of the negative ELBO (eq. (58) via
-    `torch_impl.vdm.training_loss`); weighting='simple': DDPM's unweighted ||eps - eps_hat||^2
+    `udm.torch_impl.vdm.training_loss`); weighting='simple': DDPM's unweighted ||eps - eps_hat||^2
     (eq. (130) without its weight). `levels`: grey levels of discrete data (None: continuous).
 
     variance: the reverse variance of p(x_{t-1} | x_t). 'small': sigma_q^2(t) (eq. (85); the
@@ -92,7 +92,7 @@ class DiffusionModel(DenoisingModel):
     def sampling_grid(self, sampler: str, steps: int | None):
         """Time steps T..1 (ancestral, default) or `steps` of them (DDIM default min(T, 100);
         ancestral then samples the respaced chain), and alpha_bar_0 = 1. The steps are
-        `torch_impl.sampling.timestep_grid(T, k, "linspace")` + 1: exactly the timesteps of
+        `udm.torch_impl.sampling.timestep_grid(T, k, "linspace")` + 1: exactly the timesteps of
         diffusers' and improved-diffusion's DDIM linspace grid, so samples can be compared."""
         k = steps or (self.T if sampler == "ancestral" else min(self.T, 100))
         # improved-diffusion's and diffusers' `linspace` grid on 0-based indices (zt_snr.spacing)
@@ -129,7 +129,7 @@ class DiffusionModel(DenoisingModel):
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, y=None):
         """x_0_hat, or (x_0_hat, log Sigma_theta) for a variance other than 'small' (the
-        denoiser `torch_impl.vdm.vb_terms` and `training_loss` take)."""
+        denoiser `udm.torch_impl.vdm.vb_terms` and `training_loss` take)."""
         out, var_out = self.raw_and_var(x_t, t, y)
         x_0_hat = self.x_0_hat(x_t, t, y, out=out)
         if self.variance == "small":
@@ -224,7 +224,7 @@ class DiffusionModel(DenoisingModel):
 
     @torch.no_grad()
     def elbo_terms(self, x_0: torch.Tensor, y=None, generator=None):
-        """(terms [B, T], prior [B]) in nats, see `torch_impl.vdm.vb_terms`."""
+        """(terms [B, T], prior [B]) in nats, see `udm.torch_impl.vdm.vb_terms`."""
         return V.vb_terms(
             self.schedule,
             lambda x_t, t: self.predict(x_t, t, repeat_labels(y, t)),

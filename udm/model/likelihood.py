@@ -1,6 +1,6 @@
 """`udm elbo --exact`: log-likelihood through the probability-flow ODE (Song et al. 2021).
 
-The ODE (sde.13, `torch_impl.sampling.pf_ode_drift`) in log-SNR time lambda,
+The ODE (sde.13, `udm.torch_impl.sampling.pf_ode_drift`) in log-SNR time lambda,
 dx/dlambda = f(x, lambda), carries the noised data density p_lambda into the prior; by the
 instantaneous change of variables, d log p_lambda(x(lambda)) / dlambda = -div f, so
 
@@ -27,7 +27,7 @@ import math
 import numpy as np
 import torch
 
-from torch_impl.sampling import pf_ode_drift
+from udm.torch_impl.sampling import pf_ode_drift
 
 EXACT_DIVERGENCE_MAX_DIMS = 16  # exact trace up to this many coordinates, Hutchinson above
 ODE_STEPS = 200  # RK4 steps in lambda (4 drift evaluations each)

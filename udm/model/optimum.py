@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-import torch_impl._mixture as M
+import udm.torch_impl._mixture as M
 
 
 def mixture_tensors(mixture, like: torch.Tensor):
@@ -35,7 +35,7 @@ def mixture_tensors(mixture, like: torch.Tensor):
 def posterior_moments(x_t: torch.Tensor, log_alpha_bar: torch.Tensor, mixture):
     """(E[x_0 | x_t], Var(x_0 | x_t)) per coordinate, [N, D] each, for data from the diagonal
     Gaussian mixture sum_k w_k N(m_k, diag(v_k)) and x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps:
-    the mixture oracle `torch_impl._mixture.vp_posterior_moments` (Gaussian conditioning per
+    the mixture oracle `udm.torch_impl._mixture.vp_posterior_moments` (Gaussian conditioning per
     component, weighted by the responsibilities). x_t [N, D]; log_alpha_bar [N] (any shape
     with N elements); 1 - ab as -expm1(log ab)."""
     weights, means, variances = mixture_tensors(mixture, x_t)
