@@ -13,7 +13,8 @@ full relative accuracy (tests/test_kl_precision.py measures them against 50-digi
 * ``log_ratio(a, b) = log(a / b)``, as log1p((a - b) / b) when a / b is within a factor 2
   of 1 (a - b is then exact, Sterbenz), so a tiny log ratio keeps its relative accuracy;
 * ``log1p(x) = log(1 + x)``, NumPy's log1p;
-* ``one_minus_product(a, b) = 1 - a b``, as (1 - a) + a (1 - b) (no cancellation near 1).
+* ``one_minus_product(a, b) = 1 - a b``, as (1 - a) + a (1 - b) (no cancellation near 1);
+* ``one_minus_exp(u) = 1 - exp(u)``, as -expm1(u) (1 - alpha_bar from log alpha_bar).
 """
 
 from __future__ import annotations
@@ -82,6 +83,23 @@ class one_minus_product(StableFunction):  # lower case, like SymPy's functions
     def _latex(self, printer) -> str:
         a, b = (printer._print(x) for x in self.args)
         return rf"\left(1 - {a} {b}\right)"
+
+
+class one_minus_exp(StableFunction):  # lower case, like SymPy's functions
+    """1 - exp(u) for u <= 0 (1 - alpha_bar from log alpha_bar), printed as -expm1(u) + 0.0:
+    full relative accuracy near u = 0, and +0.0 (not -0.0) at u = 0, so a weight divided by
+    it at t = 1 (alpha_bar_0 = 1) is +inf."""
+
+    nargs = 1
+
+    def elementary(self) -> sp.Expr:
+        return 1 - sp.exp(self.args[0])
+
+    def _numpycode(self, printer) -> str:
+        return f"(-numpy.expm1({printer._print(self.args[0])}) + 0.0)"
+
+    def _latex(self, printer) -> str:
+        return rf"\left(1 - e^{{{printer._print(self.args[0])}}}\right)"
 
 
 class log1p(StableFunction):

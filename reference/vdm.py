@@ -26,6 +26,7 @@ from udm.reference._generated.vdm import (  # noqa: F401  (re-exported: the gene
     elbo_prior_term,
     elbo_prior_term_consistency,
     elbo_reconstruction_term,
+    eps_loss_weight_from_log_alpha_bars,
     kl_normal,
     linear_beta_t,
     log_alpha_t,
@@ -37,9 +38,11 @@ from udm.reference._generated.vdm import (  # noqa: F401  (re-exported: the gene
     q_var,
     q_var_from_log_alpha_bar,
     scaled_linear_beta_t,
+    score_loss_weight_from_log_alpha_bars,
     var_q,
     var_q_from_log_alpha_bars,
     x_0_loss_weight,
+    x_0_loss_weight_from_log_alpha_bars,
 )
 
 

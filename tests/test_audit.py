@@ -1,4 +1,4 @@
-"""`udm audit` (issue 17) against real diffusers schedulers and tiny random UNet2DModels (no
+"""`udm audit` against real diffusers schedulers and tiny random UNet2DModels (no
 download): it reproduces the known figures of diffusers 0.42.1, passes our own tables, and
 catches planted bugs (a shifted index, a float16 table, a wrong beta_end, a sign error in
 step(), a missing square root). The ELBO is checked against an independent per-t loop."""

@@ -1,4 +1,4 @@
-"""The benchmark code (issue 9) on a tiny configuration: it runs, its JSON has the expected
+"""The benchmark code on a tiny configuration: it runs, its JSON has the expected
 fields, and its mpmath ground truth agrees with independent closed forms. diffusers is not
 needed: the peer columns are switched off here."""
 

@@ -1,5 +1,5 @@
 """Every bad input to `udm` is refused: exit 2, ONE line `udm: ...` on stderr naming the option
-and its valid range, before any long work, leaving no partial files (issue 12).
+and its valid range, before any long work, leaving no partial files.
 
 Two parts: a plain parametrized test per case found by trying the command line as a new user
 would, and a Hypothesis property test that draws option combinations (good and bad values)
@@ -38,7 +38,7 @@ PINNED_MEMORY = 16 * GB
 def _pinned_memory(monkeypatch):
     try:
         from udm.model import limits
-    except ImportError:  # the code before issue 12 had no memory checks
+    except ImportError:  # a build without udm.model.limits has no memory checks
         return
     monkeypatch.setattr(limits, "physical_memory", lambda: PINNED_MEMORY)
 
@@ -89,7 +89,7 @@ def runs(tmp_path_factory):
         torch.set_num_threads(n)
 
 
-# --- the cases of issue 12, one by one ---------------------------------------------------------
+# --- each bad input, one by one -----------------------------------------------------------------
 
 
 def _toml(tmp: Path, text: str) -> Path:

@@ -1,4 +1,4 @@
-"""Issue 15, the model side: reverse variances (small, large, learned), the class optimum of
+"""The model's reverse variances (small, large, learned), the class optimum of
 the bound for data with a known density, and the probability-flow ODE likelihood."""
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def test_closed_form_optimum_equals_the_bound_code_with_the_exact_posterior(vari
 def test_large_and_learned_optima_are_the_true_nll_for_gaussian_data():
     """For N(0, 1) data beta_t is q's own reverse variance, so the large class's optimum is
     -log p(x_0) per sample (the ELBO's gap KL(q(x_{1:T} | x_0) || p(x_{1:T} | x_0)) is 0); the
-    learned class reaches it too; the small class stays above (issue 15: 0.58 nats at T = 1000)."""
+    learned class reaches it too; the small class stays above (0.58 nats at T = 1000)."""
     schedule = V.linear_schedule(1000, dtype=torch.float64)
     mixture = data.gaussian_mixture("gaussian")
     x_0 = torch.linspace(-3, 3, 13, dtype=torch.float64)[:, None]

@@ -110,11 +110,51 @@ def log_var_q_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev
     :math:`\log\beta_t + \log(1 - \bar\alpha_{t-1}) - \log(1 - \bar\alpha_t)`, each log of
     1 - alpha_bar from log alpha_bar by log1mexp; -inf at t = 1 (log_alpha_bar_prev = 0).
     """
+    beta_t, lab, lab_prev = _log_level_args(beta_t, log_alpha_bar_t, log_alpha_bar_prev)
+    return torch.log(beta_t) + _log1mexp(lab_prev) - _log1mexp(lab)
+
+
+def _log_level_args(beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    """Check (beta_t, log alpha_bar_t, log alpha_bar_{t-1}): beta_t in (0, 1), the logs < 0
+    and <= 0 (log alpha_bar_0 = 0 at t = 1), shapes that broadcast."""
     beta_t = tensor_arg("beta_t", beta_t, "open_unit")
     lab = tensor_arg("log_alpha_bar_t", log_alpha_bar_t, "negative", like=beta_t)
     lab_prev = tensor_arg("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive", like=beta_t)
     check_broadcast(beta_t=beta_t, log_alpha_bar_t=lab, log_alpha_bar_prev=lab_prev)
-    return torch.log(beta_t) + _log1mexp(lab_prev) - _log1mexp(lab)
+    return beta_t, lab, lab_prev
+
+
+# The loss weights of eqs. (99), (130), (148) with sigma_q^2 inserted, from beta_t and the log
+# alpha_bars: beta_t is used as given and each 1 - alpha_bar is -expm1(log alpha_bar), so a
+# small beta_t keeps its digits (1 - alpha_t formed from a float32 alpha_t would lose them).
+# Each is +inf at t = 1 (log alpha_bar_0 = 0), where the decoder term replaces the KL.
+
+
+@register(99)
+def x_0_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""Weight of ||x_0 - x_0_hat||^2, eq. (99), from beta_t and the log alpha_bars:
+    :math:`\frac{\bar\alpha_{t-1}\beta_t}{2(1-\bar\alpha_{t-1})(1-\bar\alpha_t)}`."""
+    beta_t, lab, lab_prev = _log_level_args(beta_t, log_alpha_bar_t, log_alpha_bar_prev)
+    return _x_0_weight(torch.exp(lab_prev), beta_t, _one_minus(lab_prev), _one_minus(lab))
+
+
+@register(130)
+def eps_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_prev):
+    r"""Weight of ||eps - eps_hat||^2, eq. (130), from beta_t and log alpha_bar_{t-1}:
+    :math:`\frac{\beta_t}{2(1-\beta_t)(1-\bar\alpha_{t-1})}`."""
+    beta_t = tensor_arg("beta_t", beta_t, "open_unit")
+    lab_prev = tensor_arg("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive", like=beta_t)
+    check_broadcast(beta_t=beta_t, log_alpha_bar_prev=lab_prev)
+    return beta_t / (2 * (1 - beta_t) * _one_minus(lab_prev))
+
+
+@register(148)
+def score_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""Weight of ||s_theta - score||^2, eq. (148), from beta_t and the log alpha_bars: the
+    eq. (130) weight times :math:`1-\bar\alpha_t`."""
+    beta_t, lab, lab_prev = _log_level_args(beta_t, log_alpha_bar_t, log_alpha_bar_prev)
+    w_eps = eps_loss_weight_from_log_alpha_bars(beta_t=beta_t, log_alpha_bar_prev=lab_prev)
+    return w_eps * _one_minus(lab)
 
 
 @register(109)
@@ -176,33 +216,32 @@ def _coefficients(beta: torch.Tensor) -> dict[str, torch.Tensor]:
     logs = {"log_alpha_bar_t": log_ab, "log_alpha_bar_prev": log_ab_prev}
     posterior = posterior_coefficients(**logs, log_alpha_t=log_alpha)
     om_ab = q_var_from_log_alpha_bar(log_alpha_bar_t=log_ab)  # 1 - alpha_bar_t
-    om_ab_prev = q_var_from_log_alpha_bar(log_alpha_bar_t=log_ab_prev)  # 0 at t = 1
-    log_var_q = log_var_q_from_log_alpha_bars(beta_t=beta, **logs)
+    with_beta = {"beta_t": beta, **logs}
+    log_var_q = log_var_q_from_log_alpha_bars(**with_beta)
     # sigma_q^2(1) = 0 (alpha_bar_0 = 1), whose log is -inf: clip to log sigma_q^2(2) as
     # DDPM's posterior_log_variance_clipped does; t = 1 uses it only as the decoder's scale.
     log_var_q[0] = log_var_q[1] if beta.numel() > 1 else torch.log(beta[0])
-    ab_prev = torch.exp(log_ab_prev)
     log_snr = log_snr_from_log_alpha_bar(log_alpha_bar_t=log_ab)
     return {
         "beta_t": beta,
         "alpha_t": 1 - beta,
         "alpha_bar_t": torch.exp(log_ab),
-        "alpha_bar_prev": ab_prev,
+        "alpha_bar_prev": torch.exp(log_ab_prev),
         "var_q": posterior["var_q"],  # eq. (85)
         "log_var_q": log_var_q,
         "snr": torch.exp(log_snr),
         "log_snr": log_snr,
-        # eq. (99) with sigma_q^2 inserted: (SNR(t-1) - SNR(t)) / 2; inf at t = 1
-        "x_0_loss_weight": _x_0_weight(ab_prev, beta, om_ab_prev, om_ab),
+        # eq. (99): (SNR(t-1) - SNR(t)) / 2; inf at t = 1
+        "x_0_loss_weight": x_0_loss_weight_from_log_alpha_bars(**with_beta),
         # eq. (84): mu_q = coef_x_t x_t + coef_x_0 x_0
         "mu_q_coef_x_t": posterior["coef_x_t"],
         "mu_q_coef_x_0": posterior["coef_x_0"],
         "sqrt_alpha_bar_t": torch.exp(0.5 * log_ab),
         "sqrt_one_minus_alpha_bar_t": torch.sqrt(om_ab),
-        # eqs. (130), (148) with sigma_q^2 inserted, rounded once from float64 (formed from
-        # float32 alpha_t, 1 - alpha_t would lose the leading digits of a small beta_t)
-        "eps_loss_weight": beta / (2 * (1 - beta) * om_ab_prev),
-        "score_loss_weight": beta * om_ab / (2 * (1 - beta) * om_ab_prev),
+        "eps_loss_weight": eps_loss_weight_from_log_alpha_bars(
+            beta_t=beta, log_alpha_bar_prev=log_ab_prev
+        ),
+        "score_loss_weight": score_loss_weight_from_log_alpha_bars(**with_beta),
     }
 
 

@@ -10,6 +10,7 @@ from sympy.codegen.cfunctions import expm1 as _expm1
 from sympy.codegen.cfunctions import log1p as _log1p
 
 from udm import register
+from udm.derivations._stable import one_minus_exp
 from udm.derivations.core import (
     ClosedForm,
     Derivation,
@@ -147,29 +148,49 @@ def _log1mexp(x):
 
 @register(70, 85, 109)
 def schedule_in_log_space() -> Derivation:
-    """A schedule's coefficients from beta_t and log alpha_bar, eqs. (70), (85), (109).
+    """A schedule's coefficients from beta_t and log alpha_bar, eqs. (70), (85), (109), and the
+    loss weights of eqs. (99), (130), (148).
 
     With beta_t = 1 - alpha_t and L = log alpha_bar_t (L' = log alpha_bar_{t-1}): log alpha_t =
     log1p(-beta_t); 1 - alpha_bar_t (eq. (70)) = -expm1(L); sigma_q^2(t) (eq. (85)) =
     beta_t expm1(L') / expm1(L) and its log; log SNR(t) (eq. (109)) = L - log(1 - exp(L)).
+    The weights 1 / (2 sigma_q^2(t)) times the paper's factors (eqs. (99), (130), (148)) become
+    exp(L') beta_t / (2 (1 - e^L') (1 - e^L)), beta_t / (2 (1 - beta_t) (1 - e^L')) and
+    beta_t (1 - e^L) / (2 (1 - beta_t) (1 - e^L')), each 1 - e^L as -expm1(L): no difference
+    of nearly equal numbers, so a small beta_t keeps its digits (1 - alpha_t formed from
+    alpha_t would lose them), and each weight is +inf at t = 1 (L' = 0).
     Each is the paper's formula, proved equal after the changes of variables alpha = 1 / (1 + u)
     (every alpha in (0, 1), so 1 - alpha is visibly positive and logs split).
     """
     a, ab, abp = alpha_t, alpha_bar_t, alpha_bar_prev
     var = (1 - a) * (1 - abp) / (1 - ab)
-    paper = sp.Tuple(sp.log(a), 1 - ab, var, sp.log(var), sp.log(ab / (1 - ab)))
+    weight = 1 / (2 * var)  # the common factor of eqs. (99), (130), (148)
+    paper = sp.Tuple(
+        sp.log(a),
+        1 - ab,
+        var,
+        sp.log(var),
+        sp.log(ab / (1 - ab)),
+        weight * abp * (1 - a) ** 2 / (1 - ab) ** 2,  # eq. (99)
+        weight * (1 - a) ** 2 / ((1 - ab) * a),  # eq. (130)
+        weight * (1 - a) ** 2 / a,  # eq. (148)
+    )
     stable = sp.Tuple(
         _log1p(-_beta_t),
         -_expm1(_log_ab),
         _beta_t * _expm1(_log_ab_prev) / _expm1(_log_ab),
         sp.log(_beta_t) + _log1mexp(_log_ab_prev) - _log1mexp(_log_ab),
         _log_ab - _log1mexp(_log_ab),
+        sp.exp(_log_ab_prev) * _beta_t / (2 * one_minus_exp(_log_ab_prev) * one_minus_exp(_log_ab)),
+        _beta_t / (2 * (1 - _beta_t) * one_minus_exp(_log_ab_prev)),
+        _beta_t * one_minus_exp(_log_ab) / (2 * (1 - _beta_t) * one_minus_exp(_log_ab_prev)),
     )
     steps = [
         Step(
             paper,
             "definition",
-            "log alpha_t; eq. (70)'s variance; eq. (85) and its log; log SNR, eq. (109)",
+            "log alpha_t; eq. (70)'s variance; eq. (85) and its log; log SNR, eq. (109); the"
+            " loss weights of eqs. (99), (130), (148)",
         ),
         Step(
             stable,
@@ -223,6 +244,30 @@ def schedule_in_log_space() -> Derivation:
             ("log_alpha_bar_t",),
             "log SNR(t) from log alpha_bar_t",
             r"\log\mathrm{SNR}(t)",
+        ),
+        (
+            "x_0_loss_weight_from_log_alpha_bars",
+            (99,),
+            log_args,
+            "Weight of ||x_0 - x_0_hat||^2 (eq. (99), sigma_q^2 inserted) from beta_t and the "
+            "log alpha_bars (inf at t = 1, where log_alpha_bar_prev = 0)",
+            r"w_{x_0}(t)",
+        ),
+        (
+            "eps_loss_weight_from_log_alpha_bars",
+            (130,),
+            ("beta_t", "log_alpha_bar_prev"),
+            "Weight of ||eps - eps_hat||^2 (eq. (130), sigma_q^2 inserted) from beta_t and "
+            "log alpha_bar_{t-1} (inf at t = 1)",
+            r"w_{\epsilon}(t)",
+        ),
+        (
+            "score_loss_weight_from_log_alpha_bars",
+            (148,),
+            log_args,
+            "Weight of ||s_hat - score||^2 (eq. (148), sigma_q^2 inserted) from beta_t and the "
+            "log alpha_bars (inf at t = 1)",
+            r"w_{s}(t)",
         ),
     )
     results = tuple(

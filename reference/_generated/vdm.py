@@ -9,7 +9,7 @@ from udm.reference import _stable
 from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar']
+__all__ = ['elbo_reconstruction_term', 'elbo_prior_term', 'elbo_denoising_term', 'elbo_prior_term_consistency', 'elbo_consistency_term', 'q_sample', 'q_mean', 'q_var', 'mu_q', 'var_q', 'kl_normal', 'denoising_kl', 'x_0_loss_weight', 'linear_beta_t', 'scaled_linear_beta_t', 'cosine_beta_t', 'log_alpha_t', 'q_var_from_log_alpha_bar', 'var_q_from_log_alpha_bars', 'log_var_q_from_log_alpha_bars', 'log_snr_from_log_alpha_bar', 'x_0_loss_weight_from_log_alpha_bars', 'eps_loss_weight_from_log_alpha_bars', 'score_loss_weight_from_log_alpha_bars']
 
 
 @register(45, 58)
@@ -350,3 +350,50 @@ def log_snr_from_log_alpha_bar(*, log_alpha_bar_t):
     log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
     check_broadcast(log_alpha_bar_t=log_alpha_bar_t)
     return log_alpha_bar_t - numpy.select([numpy.greater(log_alpha_bar_t, -numpy.log(2)),True], [numpy.log(-numpy.expm1(log_alpha_bar_t)),numpy.log1p(-numpy.exp(log_alpha_bar_t))], default=numpy.nan)
+
+
+@register(99)
+def x_0_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""Weight of ||x_0 - x_0_hat||^2 (eq. (99), sigma_q^2 inserted) from beta_t and the log alpha_bars (inf at t = 1, where log_alpha_bar_prev = 0), eq. (99).
+
+    .. math:: w_{x_0}(t) = \frac{\beta_t e^{\log\bar\alpha_{t-1}}}{2 \left(1 - e^{\log\bar\alpha_{t-1}}\right) \left(1 - e^{\log\bar\alpha_t}\right)}
+
+    Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    log_alpha_bar_prev = as_float64("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive")
+    check_broadcast(beta_t=beta_t, log_alpha_bar_t=log_alpha_bar_t, log_alpha_bar_prev=log_alpha_bar_prev)
+    return (1/2)*beta_t*numpy.exp(log_alpha_bar_prev)/((-numpy.expm1(log_alpha_bar_prev) + 0.0)*(-numpy.expm1(log_alpha_bar_t) + 0.0))
+
+
+@register(130)
+def eps_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_prev):
+    r"""Weight of ||eps - eps_hat||^2 (eq. (130), sigma_q^2 inserted) from beta_t and log alpha_bar_{t-1} (inf at t = 1), eq. (130).
+
+    .. math:: w_{\epsilon}(t) = \frac{\beta_t}{\left(2 - 2 \beta_t\right) \left(1 - e^{\log\bar\alpha_{t-1}}\right)}
+
+    Domains: beta_t in (0, 1), log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    log_alpha_bar_prev = as_float64("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive")
+    check_broadcast(beta_t=beta_t, log_alpha_bar_prev=log_alpha_bar_prev)
+    return beta_t/((2 - 2*beta_t)*(-numpy.expm1(log_alpha_bar_prev) + 0.0))
+
+
+@register(148)
+def score_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
+    r"""Weight of ||s_hat - score||^2 (eq. (148), sigma_q^2 inserted) from beta_t and the log alpha_bars (inf at t = 1), eq. (148).
+
+    .. math:: w_{s}(t) = \frac{\beta_t \left(1 - e^{\log\bar\alpha_t}\right)}{\left(2 - 2 \beta_t\right) \left(1 - e^{\log\bar\alpha_{t-1}}\right)}
+
+    Domains: beta_t in (0, 1), log_alpha_bar_t < 0, log_alpha_bar_prev <= 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``udm.derivations.vdm.schedules.schedule_in_log_space``.
+    """
+    beta_t = as_float64("beta_t", beta_t, "open_unit")
+    log_alpha_bar_t = as_float64("log_alpha_bar_t", log_alpha_bar_t, "negative")
+    log_alpha_bar_prev = as_float64("log_alpha_bar_prev", log_alpha_bar_prev, "nonpositive")
+    check_broadcast(beta_t=beta_t, log_alpha_bar_t=log_alpha_bar_t, log_alpha_bar_prev=log_alpha_bar_prev)
+    return beta_t*(-numpy.expm1(log_alpha_bar_t) + 0.0)/((2 - 2*beta_t)*(-numpy.expm1(log_alpha_bar_prev) + 0.0))

@@ -1,4 +1,4 @@
-"""Likelihood benchmark (issue 15): on gaussian data (N(0, 1)), 2000 steps, seed 0, the model's
+"""Likelihood benchmark: on gaussian data (N(0, 1)), 2000 steps, seed 0, the model's
 bound against its class optimum and the true NLL, for each reverse variance and the
 continuous-time VDM. Not a timed test: it trains four models (minutes on 2 CPU cores).
 
