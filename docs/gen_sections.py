@@ -185,13 +185,13 @@ def _more_tests(tests: list[str]) -> list[str]:
 
 
 def _ordered_tests(section: str, tests: list[str], index) -> list[str]:
-    """The most direct tests first: those of this section's test file, then those that check
-    the fewest equations."""
+    """The most direct tests first: those of this section's test file (or folder), then those
+    that check the fewest equations."""
     width: dict[str, int] = {}
     for record in index.values():
         for t in record.tests:
             width[t] = width.get(t, 0) + 1
-    own = f"tests/test_{section}.py::"
+    own = (f"tests/test_{section}.py::", f"tests/{section}/")
     return sorted(tests, key=lambda t: (not t.startswith(own), width.get(t, 0)))
 
 

@@ -156,7 +156,7 @@ def test_statuses_are_known():
 
 def test_tests_are_indexed_by_marker():
     record = registry.index()[86]
-    assert any(node.startswith("tests/test_vdm.py::") for node in record.tests)
+    assert any(node.startswith("tests/vdm/test_objective.py::") for node in record.tests)
 
 
 # --- import rules ---------------------------------------------------------------------------

@@ -14,6 +14,9 @@ F64_VS_QUADRATURE = {"rtol": 1e-9, "atol": 1e-11}
 F32_ULPS = 4
 F32_EPS = float(np.finfo(np.float32).eps)
 F32 = {"rtol": F32_ULPS * F32_EPS, "atol": F32_ULPS * F32_EPS}
+# float32's smallest subnormal, 2^-149: below 2^-126 a rounding errs by up to half of it in
+# absolute terms, however small the result, so a bound relative to the result needs this floor.
+F32_SUBNORMAL = float(np.finfo(np.float32).smallest_subnormal)
 # Monte Carlo: |estimate - exact| <= MC_SIGMAS standard errors (false alarm ~ 6e-5 per test,
 # all tests seeded so a run is repeatable).
 MC_SIGMAS = 4.0

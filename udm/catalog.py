@@ -18,7 +18,7 @@ CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 BEYOND_PATH = Path(__file__).with_name("catalog_beyond.yaml")
 
 # Section modules in paper order: the same name in derivations/, reference/, torch_impl/,
-# tests/test_<name>.py and docs/sections/<name>.md.
+# tests/test_<name>.py (vdm: tests/vdm/) and docs/sections/<name>.md.
 SECTIONS = (
     "elbo",
     "vae",

@@ -30,7 +30,8 @@ TERM_FAMILY = "linear-Gaussian reverse model p_theta(x_{t-1}|x_t) = N(a_t x_t + 
 
 
 # the registered instances (the symbolic checks grow fast with T: at T = 3 derivation two
-# takes ~80 s and the bound's KL gap minutes); tests/test_vdm.py also builds T = 1 (and T = 3 for derivation one)
+# takes ~80 s and the bound's KL gap minutes); tests/vdm/test_elbo.py also builds T = 1 (and
+# T = 3 for derivation one)
 ELBO_DEFAULT_T = 2
 BOUND_DEFAULT_T = 1
 
@@ -48,7 +49,9 @@ def _sqrt_facts(alphas) -> tuple:
 
 # alpha_bar_t = prod_{i <= t} alpha_i (the paper's definition, with eq. (69)), one factor
 # peeled off: proved by `alpha_bar_recursion` below.
-ALPHA_BAR = lemma(alpha_bar_t, alpha_t * alpha_bar_prev, "udm.derivations.vdm.forward.alpha_bar_recursion")
+ALPHA_BAR = lemma(
+    alpha_bar_t, alpha_t * alpha_bar_prev, "udm.derivations.vdm.forward.alpha_bar_recursion"
+)
 
 
 def _kl(mq, vq, mp, vp):

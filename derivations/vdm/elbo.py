@@ -329,8 +329,9 @@ def elbo_consistency_term() -> Derivation:
     eq. (44), taken under the chain's joint law. Note: eq. (45) writes this as
     E_{q(x_{t-1}, x_{t+1}|x_0)}[KL(q(x_t|x_{t-1}) || p_theta(x_t|x_{t+1}))], which integrates
     x_t under q(x_t | x_{t-1}) although, given x_{t+1}, x_t follows q(x_t | x_{t-1}, x_{t+1});
-    the two differ by a_next sqrt(alpha_next) (1 - alpha_t) / var_theta_next (tests/test_vdm.py
-    shows it, strict xfail). Here the expectation is the correct one, taken inside out.
+    the two differ by a_next sqrt(alpha_next) (1 - alpha_t) / var_theta_next
+    (tests/vdm/test_elbo.py shows it, strict xfail). Here the expectation is the correct one,
+    taken inside out.
     """
     a, an, abp = alpha_t, alpha_next, alpha_bar_prev
     mean_t = sp.sqrt(a * abp) * x_0
