@@ -1,11 +1,10 @@
 """Variational diffusion models (section 2.1, eqs. (30)-(100)) in PyTorch.
 
 Hand-written numerically stable forms of the closed forms derived in `udm.derivations.vdm`;
-tests/test_vdm.py ties each one to the generated float64 reference over the whole domain.
-`Schedule` builds its noise levels from these pure functions (the named schedules' beta_t,
-the log-space coefficients, the posterior's); the loss weights of eqs. (99), (130), (148) in
-its table are still formed in place from beta_t (their pure functions take alpha_t, from which
-1 - alpha_t would lose a small beta_t's digits).
+the tests in tests/vdm/ tie each one to the generated float64 reference over the whole
+domain. `Schedule` builds its whole table from these pure functions (the named schedules'
+beta_t, the log-space coefficients, the posterior's, and the loss weights of eqs. (99), (130),
+(148) from beta_t and the log alpha_bars).
 """
 
 from __future__ import annotations
@@ -79,8 +78,8 @@ def _log1mexp(x: torch.Tensor) -> torch.Tensor:
 
 
 # --- a schedule's coefficients in log space (the torch side of udm.derivations.vdm's
-# schedule_in_log_space and named_schedules; tests/test_vdm.py ties each to the generated
-# reference). Schedule below builds its table from these. ---------------------------------
+# schedule_in_log_space and named_schedules; tests/vdm/test_schedules.py ties each to the
+# generated reference). Schedule below builds its table from these. ----------------------
 
 
 @register(31)
@@ -150,11 +149,11 @@ def eps_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_prev):
 
 @register(148)
 def score_loss_weight_from_log_alpha_bars(*, beta_t, log_alpha_bar_t, log_alpha_bar_prev):
-    r"""Weight of ||s_theta - score||^2, eq. (148), from beta_t and the log alpha_bars: the
-    eq. (130) weight times :math:`1-\bar\alpha_t`."""
+    r"""Weight of ||s_theta - score||^2, eq. (148), from beta_t and the log alpha_bars:
+    :math:`\frac{\beta_t(1-\bar\alpha_t)}{2(1-\beta_t)(1-\bar\alpha_{t-1})}` (the eq. (130)
+    weight times 1 - alpha_bar_t, multiplied before dividing: no overflow on the way)."""
     beta_t, lab, lab_prev = _log_level_args(beta_t, log_alpha_bar_t, log_alpha_bar_prev)
-    w_eps = eps_loss_weight_from_log_alpha_bars(beta_t=beta_t, log_alpha_bar_prev=lab_prev)
-    return w_eps * _one_minus(lab)
+    return beta_t * _one_minus(lab) / (2 * (1 - beta_t) * _one_minus(lab_prev))
 
 
 @register(109)

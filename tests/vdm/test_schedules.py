@@ -1,5 +1,6 @@
 """Noise schedules: the named schedules, the Schedule table's coefficients in log space (eqs.
-(31), (70), (85) and the log SNR of eq. (109)), schedule_from_alphas, schedule_from_alpha_bars,
+(31), (70), (85), the log SNR of eq. (109) and the loss weights of eqs. (99), (130), (148)),
+schedule_from_alphas, schedule_from_alpha_bars,
 log(1 - exp(x)) and `udm schedule`.
 
 Oracles: the published definitions (DDPM's linspace, Stable Diffusion's, improved-diffusion's
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import udm.reference.vdm as ref
@@ -389,6 +390,86 @@ def test_log_space_coefficients_torch_vs_generated_vs_mpmath(device, levels, bet
         for layer, got in (("reference", ref_values[key]), ("torch", torch_values[key])):
             got = float(got.cpu()) if isinstance(got, torch.Tensor) else float(got)
             assert abs(got - float(want)) <= bound, (key, layer, got, float(want))
+
+
+def _paper_weights(b, Lp, L):
+    """The loss weights as the paper prints them, 1 / (2 sigma_q^2(t)) times the factor of
+    eqs. (99), (130), (148), in mpmath from beta_t = b and the log alpha_bars Lp, L."""
+    import mpmath
+
+    a, abp = 1 - b, mpmath.exp(Lp)
+    # 1 - alpha_bar by expm1: exact in 50 digits even where alpha_bar = 1 - 1e-178
+    om_prev, om = -mpmath.expm1(Lp), -mpmath.expm1(L)
+    half_inv_var = om / (2 * b * om_prev)  # 1 / (2 sigma_q^2), eq. (85)
+    return {
+        "x_0_loss_weight": half_inv_var * abp * (1 - a) ** 2 / om**2,
+        "eps_loss_weight": half_inv_var * (1 - a) ** 2 / (om * a),
+        "score_loss_weight": half_inv_var * (1 - a) ** 2 / a,
+    }
+
+
+@pytest.mark.eq(99, 130, 148)
+@pytest.mark.parametrize("device", DEVICES)
+@given(levels=_log_levels(), beta=st.floats(1e-12, 1 - 1e-12))
+@example(levels=(0.0, -1e-4), beta=1e-4)  # t = 1: every weight is +inf
+@example(levels=(-1e-4, -1e-4 - 1e-12), beta=1e-12)  # tiny beta_t near alpha_bar = 1
+def test_loss_weights_in_log_form_torch_vs_generated_vs_mpmath(device, levels, beta):
+    """The loss weights from beta_t and the log alpha_bars (the Schedule tables' source): torch,
+    the generated reference, and the paper's 1 / (2 sigma_q^2) forms in 50 digits. Each is a
+    product and quotient of at most six correctly rounded factors (no sum of opposite signs),
+    so 8 ulps of the value bound it; at t = 1 (log alpha_bar_0 = 0) each is +inf. The claim
+    holds while no product of factors is subnormal: 1 - alpha_bar_{t-1} >= 1e-150 (it is
+    >= beta_1 in any schedule; 1 - alpha_bar_{t-1} = 1e-311 costs up to 1e-13 relative)."""
+    import mpmath
+
+    log_prev, log_t = levels
+    assume(log_prev == 0 or log_prev <= -1e-150)
+    mpmath.mp.dps = 50
+    args = {"beta_t": beta, "log_alpha_bar_t": log_t, "log_alpha_bar_prev": log_prev}
+    names = {"eps_loss_weight": ("beta_t", "log_alpha_bar_prev")}
+    exact = (
+        _paper_weights(mpmath.mpf(beta), mpmath.mpf(log_prev), mpmath.mpf(log_t))
+        if log_prev < 0
+        else dict.fromkeys(("x_0_loss_weight", "eps_loss_weight", "score_loss_weight"), math.inf)
+    )
+    for key, want in exact.items():
+        fn = f"{key}_from_log_alpha_bars"
+        kw = {k: v for k, v in args.items() if k in names.get(key, args)}
+        # t = 1 divides by 1 - alpha_bar_0 = 0; a weight beyond 1.8e308 overflows (inf is right)
+        with np.errstate(divide="ignore", over="ignore"):
+            got_ref = float(getattr(ref, fn)(**kw))
+        tkw = {k: _t(v, torch.float64, device) for k, v in kw.items()}
+        got_torch = float(getattr(tim, fn)(**tkw).cpu())
+        want = float(want)
+        for layer, got in (("reference", got_ref), ("torch", got_torch)):
+            if want == math.inf:
+                assert got == math.inf, (key, layer, got)
+            else:
+                assert abs(got - want) <= 8 * F64_EPS * want, (key, layer, got, want)
+
+
+@pytest.mark.eq(99, 130, 148)
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_schedule_loss_weights_are_the_papers_in_50_digits(name):
+    """The torch Schedule table's three loss weights at every t of a T = 1000 schedule against
+    the paper's forms in 50 digits from the exact cumulative sum of log(1 - beta_t). The table's
+    float64 cumsum errs by <= t eps |log alpha_bar_t| in log alpha_bar, which the weights carry
+    with a factor <= 3 max(1, |log alpha_bar|): rtol 3 T eps max|log alpha_bar|^2 bounds it."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    s = tim.make_schedule(name, 1000, dtype=torch.float64)
+    table = s.coefficients()
+    L = mpmath.mpf(0)
+    rtol = 3 * 1000 * F64_EPS * float(torch.log(table["alpha_bar_t"][-1])) ** 2
+    for t in range(1, 1001):
+        b = mpmath.mpf(table["beta_t"][t - 1].item())
+        Lp, L = L, L + mpmath.log1p(-b)
+        for key, want in (_paper_weights(b, Lp, L) if t > 1 else {}).items():
+            got = table[key][t - 1].item()
+            assert abs(got - float(want)) <= rtol * float(want), (name, t, key, got, want)
+        if t == 1:
+            assert all(table[k][0].item() == math.inf for k in _paper_weights(b, -1, -2))
 
 
 def _steps_of_a_schedule():
