@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import subprocess
 import sys
@@ -311,3 +312,59 @@ def test_the_layers_import_under_udm_only(tmp_path):
     root = registry.repo_root()
     for layer in registry.LAYERS:
         assert (root / "udm" / layer).resolve() == (root / layer).resolve()
+
+
+# --- the index's cache (udm/_source_cache.py) ----------------------------------------------
+
+
+def _fresh_index(monkeypatch, cache_dir):
+    """The static index built anew (not the process's functools.cache) with its file cache in
+    cache_dir; returns (index, files parsed)."""
+    from udm import _source_cache
+
+    monkeypatch.setenv("UDM_CACHE_DIR", str(cache_dir))
+    parsed = []
+    real_parse = registry.ast.parse
+    monkeypatch.setattr(registry.ast, "parse", lambda text: parsed.append(1) or real_parse(text))
+    assert _source_cache.folder() == cache_dir
+    return registry.index.__wrapped__(), len(parsed)
+
+
+def _as_data(index):
+    return {n: (r.implementations, r.tests) for n, r in index.items()}
+
+
+def test_a_warm_index_parses_no_file_and_equals_the_cold_one(monkeypatch, tmp_path):
+    cold, parsed_cold = _fresh_index(monkeypatch, tmp_path)
+    warm, parsed_warm = _fresh_index(monkeypatch, tmp_path)
+    assert parsed_cold > 100 and parsed_warm == 0
+    assert _as_data(warm) == _as_data(cold) == _as_data(registry.index())
+
+
+def test_the_cache_follows_a_file_s_content_not_its_timestamp(tmp_path, monkeypatch):
+    from udm._source_cache import SourceCache
+
+    monkeypatch.setenv("UDM_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "m.py"
+    scan = registry._scan("register")
+
+    def read():
+        cache = SourceCache(tmp_path)
+        found = cache.get("register", src, scan)
+        cache.save()
+        return found, cache.scanned
+
+    src.write_text("@register(85)\ndef f():\n    pass\n")
+    stamp = src.stat()
+    assert read() == ([["f", 2, [85], None]], 1)
+    assert read() == ([["f", 2, [85], None]], 0)
+    src.write_text("@register(84)\ndef f():\n    pass\n")  # same size, same mtime below
+    os.utime(src, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert read() == ([["f", 2, [84], None]], 1)
+
+
+def test_an_unusable_cache_folder_costs_only_speed(monkeypatch, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    index, parsed = _fresh_index(monkeypatch, blocked / "udm")
+    assert parsed > 100 and _as_data(index) == _as_data(registry.index())

@@ -6,8 +6,9 @@ Two views of the same facts:
   module that carries it is imported (unknown equation number, a docstring that does not
   cite the number, a layer outside the three, a bad status: all raise at import);
 * the *static* view (`index()`): the source files of the three layers and of `tests/` are
-  parsed with `ast`, never imported, so `udm eq 85` answers in milliseconds without
-  loading torch or sympy. A test (tests/test_registry.py) checks that both views agree.
+  parsed with `ast` (each file only when its content changed: a cache in the user's cache
+  folder), never imported, so `udm eq 85` answers without loading torch or sympy. A test
+  (tests/test_registry.py) checks that both views agree.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from udm import catalog
+from udm._source_cache import SourceCache
 
 LAYERS = ("derivations", "reference", "torch_impl")
 # Ordered from strongest to weakest evidence.
@@ -210,6 +212,7 @@ def layer_of(module: str) -> str:
     return parts[1] if parts[0] == "udm" and len(parts) > 1 and parts[1] in LAYERS else parts[0]
 
 
+@functools.cache
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
@@ -253,11 +256,26 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _scan(decorator: str) -> Callable[[str], list]:
+    """A scanner of source text: [qualname, line, numbers, status] per `decorator` call."""
+
+    def scan(text: str) -> list:
+        found = []
+        for node, qualname in _walk_defs(ast.parse(text)):
+            for call in _decorator_calls(node, decorator):
+                status = next((k.value.value for k in call.keywords if k.arg == "status"), None)
+                found.append([qualname, node.lineno, list(_literal_ints(call)), status])
+        return found
+
+    return scan
+
+
 @functools.cache
 def index() -> dict[int | str, EquationRecord]:
     """Equation number (or beyond key) -> implementations per layer and tests, read from the
-    sources."""
+    sources (each file parsed only when its content changed: udm/_source_cache.py)."""
     records = {n: EquationRecord(n) for n in catalog.load_all()}
+    cache = SourceCache(repo_root())
     for layer in LAYERS:
         root = _layer_dir(layer)
         if root is None:
@@ -265,24 +283,18 @@ def index() -> dict[int | str, EquationRecord]:
         for file in sorted(root.rglob("*.py")):
             module = ".".join(("udm", layer, *file.relative_to(root).with_suffix("").parts))
             module = module.removesuffix(".__init__")
-            tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-            for node, qualname in _walk_defs(tree):
-                for call in _decorator_calls(node, "register"):
-                    status = next((k.value.value for k in call.keywords if k.arg == "status"), None)
-                    impl = Implementation(
-                        f"{module}.{qualname}", _rel(file), node.lineno, layer, status
-                    )
-                    for n in _literal_ints(call):
-                        if n in records:
-                            records[n].implementations[layer].append(impl)
+            for qualname, line, numbers, status in cache.get("register", file, _scan("register")):
+                impl = Implementation(f"{module}.{qualname}", _rel(file), line, layer, status)
+                for n in numbers:
+                    if n in records:
+                        records[n].implementations[layer].append(impl)
     tests_dir = repo_root() / "tests"
     if tests_dir.is_dir():
         for file in sorted(tests_dir.rglob("test_*.py")):
-            tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-            for node, qualname in _walk_defs(tree):
-                for call in _decorator_calls(node, "mark.eq"):
-                    node_id = f"{_rel(file)}::{qualname.replace('.', '::')}"
-                    for n in _literal_ints(call):
-                        if n in records and node_id not in records[n].tests:
-                            records[n].tests.append(node_id)
+            for qualname, _, numbers, _ in cache.get("mark.eq", file, _scan("mark.eq")):
+                node_id = f"{_rel(file)}::{qualname.replace('.', '::')}"
+                for n in numbers:
+                    if n in records and node_id not in records[n].tests:
+                        records[n].tests.append(node_id)
+    cache.save()
     return records
