@@ -340,6 +340,9 @@ class KL:
 class Derivation:
     """A chain of steps proving `equations`, optionally on a concrete `family`.
 
+    `equations` is keyword-only and is not typed by a registered builder: `udm.register`
+    fills it in with the builder's registered numbers (and refuses a builder that passes
+    others); a Derivation built outside a registered builder may pass `equations=`.
     `facts` is a sequence of `Fact`s (see `lemma`, `definition`, `abbreviation`,
     `square_roots`); a plain dict is accepted only to be refused by `check`. `claims` are
     equations whose statement is the whole chain: its first line, related to its last
@@ -347,13 +350,20 @@ class Derivation:
     """
 
     title: str
-    equations: tuple[int | str, ...]
     steps: list[Step]
     facts: tuple | dict = ()
     family: str | None = None
     results: tuple[ClosedForm, ...] = ()
     seed: int = 0
     claims: tuple[int, ...] = ()
+    equations: tuple[int | str, ...] = field(default=(), kw_only=True)
+
+    def __post_init__(self):
+        if isinstance(self.steps, (str, bytes)) or not all(isinstance(s, Step) for s in self.steps):
+            raise TypeError(
+                f"{self.title}: steps must be Steps, got {self.steps!r:.80}; the equations "
+                "are not positional (equations=..., or the builder's @register supplies them)"
+            )
 
     @property
     def fact_list(self) -> list:

@@ -121,7 +121,6 @@ def marginal_preserved() -> Derivation:
     )
     return Derivation(
         "DDIM's posterior keeps the marginals",
-        ("ddim.7", "ddim.lemma1"),
         steps,
         facts=(X_T, ALPHA_BAR),
         results=results,
@@ -153,7 +152,7 @@ def marginal_moments() -> Derivation:
         ),
     ]
     facts = (lemma(_m, sp.sqrt(ab) * x_0, 70), lemma(_v, 1 - ab, 70))
-    return Derivation("DDIM's marginal by moments", ("ddim.lemma1",), steps, facts=facts)
+    return Derivation("DDIM's marginal by moments", steps, facts=facts)
 
 
 @register("ddim.16", "ddim.eta1")
@@ -179,7 +178,6 @@ def eta_one_is_ddpm() -> Derivation:
     ]
     return Derivation(
         "eta = 1 gives the DDPM posterior variance",
-        ("ddim.16", "ddim.eta1"),
         steps,
         facts=(ALPHA_BAR, definition(var_q, (1 - a) * (1 - abp) / (1 - a * abp), 85)),
     )
@@ -216,9 +214,7 @@ def eta_family() -> Derivation:
             rename={},
         ),
     )
-    return Derivation(
-        "DDIM's variance family", ("ddim.16",), steps, facts=(ALPHA_BAR,), results=results
-    )
+    return Derivation("DDIM's variance family", steps, facts=(ALPHA_BAR,), results=results)
 
 
 @register("ddim.12")
@@ -264,9 +260,7 @@ def sampling_step() -> Derivation:
             rename={sigma_ddim: sp.sqrt(var_eta)},
         ),
     )
-    return Derivation(
-        "DDIM's sampling step", ("ddim.12",), steps, facts=(*facts, ALPHA_BAR), results=results
-    )
+    return Derivation("DDIM's sampling step", steps, facts=(*facts, ALPHA_BAR), results=results)
 
 
 @register("ddim.13")
@@ -293,4 +287,4 @@ def deterministic_step_is_euler() -> Derivation:
         ),
     ]
     facts = (lemma(x_0_hat, (x_t - sp.sqrt(1 - ab) * eps_hat) / sp.sqrt(ab), 115),)
-    return Derivation("the deterministic DDIM step is an Euler step", ("ddim.13",), steps, facts)
+    return Derivation("the deterministic DDIM step is an Euler step", steps, facts)

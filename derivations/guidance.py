@@ -41,7 +41,7 @@ def conditional_joint() -> Derivation:
     steps = [
         Step(p_T(x_2) * p_theta(x_1, x_2, y) * p_theta(x_0, x_1, y), "definition", eq=162),
     ]
-    return Derivation("conditional diffusion joint", (162,), steps)
+    return Derivation("conditional diffusion joint", steps)
 
 
 @register(163, 164, 165)
@@ -66,7 +66,7 @@ def conditional_score() -> Derivation:
             eq=165,
         ),
     ]
-    return Derivation("conditional score by Bayes' rule", (163, 164, 165), steps)
+    return Derivation("conditional score by Bayes' rule", steps)
 
 
 @register(166)
@@ -93,7 +93,6 @@ def classifier_guidance() -> Derivation:
     ]
     return Derivation(
         "classifier guidance",
-        (166,),
         steps,
         results=(
             ClosedForm(
@@ -142,7 +141,7 @@ def implicit_classifier() -> Derivation:
             rename={_grad_log(_p_cond): score_cond, _grad_log(p_x(x_t)): score},
         ),
     )
-    return Derivation("implicit classifier", (167,), steps, results=results)
+    return Derivation("implicit classifier", steps, results=results)
 
 
 @register(167, 168, 169, 170)
@@ -179,7 +178,6 @@ def classifier_free_guidance() -> Derivation:
     ]
     return Derivation(
         "classifier-free guidance",
-        (167, 168, 169, 170),
         steps,
         results=(
             ClosedForm(

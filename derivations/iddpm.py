@@ -45,7 +45,7 @@ def interpolated_variance() -> Derivation:
             line="iddpm.15",
         ),
     )
-    return Derivation("iDDPM's interpolated variance", ("iddpm.15",), steps, results=results)
+    return Derivation("iDDPM's interpolated variance", steps, results=results)
 
 
 @register("iddpm.between")
@@ -68,7 +68,7 @@ def var_q_through_beta() -> Derivation:
         definition(var_q, beta_t * (1 - abp) / (1 - (1 - beta_t) * abp), 85),
         definition(snr_s, abp / (1 - abp), 109),
     )
-    return Derivation("sigma_q^2 through beta and SNR", ("iddpm.between",), steps, facts=facts)
+    return Derivation("sigma_q^2 through beta and SNR", steps, facts=facts)
 
 
 @register("iddpm.between")
@@ -84,7 +84,7 @@ def sigma_q_below_beta() -> Derivation:
         ),
         Step(var_q, "substitute", "sigma_q^2(t) through beta_t", eq="iddpm.between"),
     ]
-    return Derivation("sigma_q^2 <= beta", ("iddpm.between",), steps, facts=(VAR_Q,))
+    return Derivation("sigma_q^2 <= beta", steps, facts=(VAR_Q,))
 
 
 @register("iddpm.between")
@@ -108,9 +108,7 @@ def interpolation_above_var_q() -> Derivation:
             eq="iddpm.between",
         ),
     ]
-    return Derivation(
-        "the interpolated variance is at least sigma_q^2", ("iddpm.between",), steps, facts=(VAR_Q,)
-    )
+    return Derivation("the interpolated variance is at least sigma_q^2", steps, facts=(VAR_Q,))
 
 
 @register("iddpm.between")
@@ -134,6 +132,4 @@ def interpolation_below_beta() -> Derivation:
             eq="iddpm.between",
         ),
     ]
-    return Derivation(
-        "the interpolated variance is at most beta_t", ("iddpm.between",), steps, facts=(VAR_Q,)
-    )
+    return Derivation("the interpolated variance is at most beta_t", steps, facts=(VAR_Q,))

@@ -121,7 +121,6 @@ def x_0_from_noise() -> Derivation:
     )
     return Derivation(
         "x_0 from x_t and the source noise",
-        (115,),
         steps,
         facts=(FORWARD_SAMPLE,),
         results=results,
@@ -147,9 +146,7 @@ def eps_from_forward_sample() -> Derivation:
             rename={x_0: x_0_hat},
         ),
     )
-    return Derivation(
-        "eps from x_t and x_0", (115,), steps, facts=(FORWARD_SAMPLE,), results=results
-    )
+    return Derivation("eps from x_t and x_0", steps, facts=(FORWARD_SAMPLE,), results=results)
 
 
 @functools.cache
@@ -258,7 +255,6 @@ def posterior_mean_from_eps() -> Derivation:
     )
     return Derivation(
         "the posterior mean through the source noise",
-        (116, 117, 118, 119, 120, 121, 122, 123, 124, 125),
         steps,
         facts=facts,
         results=results,
@@ -356,7 +352,6 @@ def noise_prediction_loss() -> Derivation:
     )
     return Derivation(
         "denoising matching as noise prediction",
-        (126, 127, 128, 129, 130),
         steps,
         facts=(definition(var_q, var_q_of, 85), ALPHA_BAR),
         family="one coordinate of diagonal Gaussians with equal variances",
@@ -397,7 +392,6 @@ def tweedie_gaussian() -> Derivation:
     ]
     return Derivation(
         "Tweedie's formula",
-        (131,),
         steps,
         family="Gaussian data x_0 ~ N(mean, var)",
     )
@@ -428,7 +422,7 @@ def x_0_from_score_derivation() -> Derivation:
             rename={COND_SCORE: score},
         ),
     )
-    return Derivation("the mean through the conditional score", (132,), steps, results=results)
+    return Derivation("the mean through the conditional score", steps, results=results)
 
 
 @register(133)
@@ -450,7 +444,7 @@ def x_0_through_score() -> Derivation:
             rename={COND_SCORE: score_hat},
         ),
     )
-    return Derivation("x_0 through the conditional score", (133,), steps, results=results)
+    return Derivation("x_0 through the conditional score", steps, results=results)
 
 
 @register(133)
@@ -472,7 +466,7 @@ def conditional_score() -> Derivation:
             rename={x_0: x_0_hat},
         ),
     )
-    return Derivation("the conditional score", (133,), steps, results=results)
+    return Derivation("the conditional score", steps, results=results)
 
 
 @register(134, 135, 136, 137, 138, 139, 140, 141, 142, 143)
@@ -497,7 +491,6 @@ def posterior_mean_from_score() -> Derivation:
     )
     return Derivation(
         "the posterior mean through the score",
-        (134, 135, 136, 137, 138, 139, 140, 141, 142, 143),
         steps,
         facts=facts,
         results=results,
@@ -537,7 +530,6 @@ def score_prediction_loss() -> Derivation:
     )
     return Derivation(
         "denoising matching as score prediction",
-        (144, 145, 146, 147, 148),
         steps,
         facts=(definition(var_q, var_q_of, 85), ALPHA_BAR),
         family="one coordinate of diagonal Gaussians with equal variances",
@@ -576,7 +568,6 @@ def score_is_scaled_noise() -> Derivation:
     )
     return Derivation(
         "the conditional score is the scaled negative source noise",
-        (150, 151),
         steps,
         facts=(FORWARD_SAMPLE,),
         results=results,
@@ -603,7 +594,7 @@ def eps_from_conditional_score() -> Derivation:
         ),
     )
     return Derivation(
-        "eps from the conditional score", (151,), steps, facts=(FORWARD_SAMPLE,), results=results
+        "eps from the conditional score", steps, facts=(FORWARD_SAMPLE,), results=results
     )
 
 
@@ -627,7 +618,6 @@ def marginal_noise_tweedie() -> Derivation:
     ]
     return Derivation(
         "Tweedie for the noise: the marginal score",
-        (149, 150, 151),
         steps,
         family="Gaussian data x_0 ~ N(mean, var)",
     )
@@ -640,7 +630,7 @@ def two_expressions_of_x_0() -> Derivation:
         Step((x_t + (1 - ab) * COND_SCORE) / sqrt_ab, "definition", "x_0 by eq. (133)"),
         Step((x_t - sqrt_1m * eps) / sqrt_ab, "differentiate", "the score of q(x_t | x_0)", eq=149),
     ]
-    return Derivation("two expressions of x_0", (149,), steps, facts=(FORWARD_SAMPLE,))
+    return Derivation("two expressions of x_0", steps, facts=(FORWARD_SAMPLE,))
 
 
 # --- the three losses are one number; v-prediction ---------------------------------------------
@@ -683,9 +673,7 @@ def three_losses_agree() -> Derivation:
             line="x0",
         ),
     )
-    return Derivation(
-        "the three losses agree", (110, 130, 148), steps, facts=facts, results=results
-    )
+    return Derivation("the three losses agree", steps, facts=facts, results=results)
 
 
 @register(115, 151)
@@ -781,4 +769,4 @@ def v_prediction() -> Derivation:
             rename={v: v_hat},
         ),
     )
-    return Derivation("v-prediction", (115, 151), steps, facts=facts, results=results)
+    return Derivation("v-prediction", steps, facts=facts, results=results)

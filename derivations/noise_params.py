@@ -157,7 +157,6 @@ def x0_weight_as_snr_drop() -> Derivation:
     )
     return Derivation(
         "the x_0-loss weight as an SNR difference",
-        (101, 102, 103, 104, 105, 106, 107, 108, 110),
         steps,
         facts=facts,
         results=results,
@@ -183,7 +182,7 @@ def snr_definition() -> Derivation:
             line=109,
         ),
     )
-    return Derivation("signal-to-noise ratio", (109,), steps, results=results)
+    return Derivation("signal-to-noise ratio", steps, results=results)
 
 
 # omega_eta(t) is defined by SNR(t) = exp(-omega) (eq. (111)), i.e. omega = -log SNR(t).
@@ -224,7 +223,6 @@ def alpha_bar_from_omega() -> Derivation:
     )
     return Derivation(
         "alpha_bar_t from the learned SNR",
-        (111, 112, 113),
         steps,
         facts=_omega_fact,
         results=results,
@@ -247,7 +245,7 @@ def omega_definition() -> Derivation:
             line=111,
         ),
     )
-    return Derivation("omega_eta(t) defines the SNR", (111,), steps, results=results)
+    return Derivation("omega_eta(t) defines the SNR", steps, results=results)
 
 
 @register(111, 112)
@@ -269,9 +267,7 @@ def omega_from_alpha_bar() -> Derivation:
             line="omega",
         ),
     )
-    return Derivation(
-        "omega from alpha_bar_t", (111, 112), steps, facts=_omega_fact, results=results
-    )
+    return Derivation("omega from alpha_bar_t", steps, facts=_omega_fact, results=results)
 
 
 @register(114)
@@ -295,7 +291,7 @@ def one_minus_alpha_bar_from_omega() -> Derivation:
         ),
     )
     return Derivation(
-        "1 - alpha_bar_t from the learned SNR", (114,), steps, facts=_omega_fact, results=results
+        "1 - alpha_bar_t from the learned SNR", steps, facts=_omega_fact, results=results
     )
 
 
@@ -321,7 +317,7 @@ def snr_weights_telescope() -> Derivation:
         ),
         Step((_SNR(0) - _SNR(_T)) / 2, "evaluate", "a telescoping sum"),
     ]
-    return Derivation("the SNR weights telescope", (110,), steps)
+    return Derivation("the SNR weights telescope", steps)
 
 
 _g = sp.Symbol("g", positive=True)  # log-SNR drop: omega(u) = g u on [0, 1]
@@ -359,7 +355,6 @@ def continuous_time_limit() -> Derivation:
     ]
     return Derivation(
         "the discrete loss tends to the continuous-time loss",
-        (110,),
         steps,
         facts=_limit_facts,
         family="SNR(u) = exp(-g u), squared error f(u) = u",
@@ -387,7 +382,6 @@ def discrete_to_continuous_rate() -> Derivation:
     ]
     return Derivation(
         "the discretization error is first order in 1/T",
-        (110,),
         steps,
         facts=_limit_facts,
         family="SNR(u) = exp(-g u), squared error f(u) = u",

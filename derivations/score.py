@@ -55,7 +55,6 @@ def energy_score() -> Derivation:
     ]
     return Derivation(
         "score of an energy-based model",
-        (152, 153, 154, 155),
         steps,
         facts=(definition(p_theta(x), sp.exp(-f(x)) / Z, 152),),
     )
@@ -65,7 +64,7 @@ def energy_score() -> Derivation:
 def score_model() -> Derivation:
     """The score model s_theta(x) approximates -grad f_theta(x) directly, eq. (156)."""
     steps = [Step(-sp.Derivative(f(x), x), "definition", "s_theta(x) models this", eq=156)]
-    return Derivation("the score model", (156,), steps)
+    return Derivation("the score model", steps)
 
 
 # --- score matching, eq. (157) ----------------------------------------------------------------
@@ -103,7 +102,6 @@ def explicit_score_matching() -> Derivation:
     ]
     return Derivation(
         "explicit score matching objective",
-        (157,),
         steps,
         family="Gaussian data N(mean, var + sigma^2), linear score model a x + b",
     )
@@ -154,7 +152,6 @@ def denoising_score_matching() -> Derivation:
     ]
     return Derivation(
         "denoising score matching = explicit score matching + constant",
-        (157, 160, 161),
         steps,
         family="Gaussian data N(mean, var), linear score model a x + b",
     )
@@ -172,7 +169,6 @@ def dsm_esm_gap() -> Derivation:
     ]
     return Derivation(
         "the DSM - ESM gap",
-        (157,),
         steps,
         family="Gaussian data N(mean, var), linear score model a x + b",
         results=(
@@ -233,7 +229,6 @@ def langevin_gaussian() -> Derivation:
     ]
     return Derivation(
         "one Langevin step on a Gaussian target",
-        (158,),
         steps,
         family="Gaussian target N(mean, var), Gaussian initial law N(mu, s2)",
     )
@@ -271,7 +266,6 @@ def langevin_stationary() -> Derivation:
     ]
     return Derivation(
         "stationary law of Langevin dynamics on a Gaussian target",
-        (158,),
         steps,
         family="Gaussian target N(mean, var), Gaussian initial law",
         results=(
@@ -318,7 +312,6 @@ def perturbed_gaussian() -> Derivation:
     ]
     return Derivation(
         "Gaussian perturbation of a Gaussian",
-        (159, 160),
         steps,
         family="Gaussian mixture components",
     )
@@ -381,7 +374,6 @@ def perturbed_laws() -> Derivation:
     )
     return Derivation(
         "laws of perturbed Gaussians",
-        (159, 160),
         steps,
         family="Gaussian components",
         results=results,
@@ -410,7 +402,7 @@ def vp_perturbation() -> Derivation:
             noise=(xi, eps),
         ),
     ]
-    return Derivation("VP perturbation of a Gaussian", (160,), steps, family="Gaussian components")
+    return Derivation("VP perturbation of a Gaussian", steps, family="Gaussian components")
 
 
 # --- the multi-noise objective and its weights, eq. (161) ----------------------------------
@@ -430,7 +422,6 @@ def noise_weighting() -> Derivation:
     ]
     return Derivation(
         "noise-level weighting",
-        (161,),
         steps,
         results=(
             ClosedForm(
@@ -473,7 +464,7 @@ def vp_chain_is_euler_step() -> Derivation:
             "sqrt(1 - h) = 1 - h/2 - h^2 / (2 (1 + sqrt(1 - h))^2)",
         ),
     ]
-    return Derivation("VP chain = Euler discretization of the VP SDE", (161,), steps)
+    return Derivation("VP chain = Euler discretization of the VP SDE", steps)
 
 
 @register(161)
@@ -495,7 +486,6 @@ def probability_flow_preserves_marginals() -> Derivation:
     ]
     return Derivation(
         "probability flow ODE preserves the VP marginals",
-        (161,),
         steps,
         family="zero-mean Gaussian data under the VP SDE",
     )

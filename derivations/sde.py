@@ -43,16 +43,18 @@ def vp_flow_in_log_snr() -> Derivation:
         Step(DRIFT, "substitute", "score = -eps / sqrt(1 - alpha_bar) (eq. (151))", eq="sde.13"),
     ]
     facts = (lemma(score, -eps / sp.sqrt(1 - ab), 151),)
-    return Derivation("the VP probability-flow ODE in log-SNR time", ("sde.13",), steps, facts)
+    return Derivation("the VP probability-flow ODE in log-SNR time", steps, facts)
 
 
-@register("sde.13", "ddim.13")
+@register("sde.13")
 def ddim_ode_is_the_flow() -> Derivation:
     """DDIM's ODE (the limit of ddim.13) is the probability-flow ODE sde.13.
 
     x = sqrt(alpha_bar) x_bar with d x_bar / d sigma = eps, sigma = sqrt((1 - alpha_bar) /
     alpha_bar) = exp(-lambda / 2): dx / d lambda = x_bar d sqrt(alpha_bar) / d lambda +
     sqrt(alpha_bar) eps d sigma / d lambda, which is the drift of `vp_flow_in_log_snr`.
+    It takes x_bar from ddim.13 as a lemma, so it proves sde.13, not ddim.13 (that is
+    `udm.derivations.ddim.deterministic_step_is_euler`).
     """
     steps = [
         Step(
@@ -74,4 +76,4 @@ def ddim_ode_is_the_flow() -> Derivation:
         ),
     ]
     facts = (lemma(x_bar, x_t / sp.sqrt(ab), "ddim.13"),)
-    return Derivation("DDIM's ODE is the probability-flow ODE", ("sde.13",), steps, facts)
+    return Derivation("DDIM's ODE is the probability-flow ODE", steps, facts)

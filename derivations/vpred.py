@@ -40,7 +40,7 @@ def v_definition() -> Derivation:
             line="v.pred",
         ),
     )
-    return Derivation("the v target", ("v.pred",), steps, results=results)
+    return Derivation("the v target", steps, results=results)
 
 
 @register("v.x0")
@@ -55,7 +55,7 @@ def x0_from_v() -> Derivation:
             eq="v.x0",
         ),
     ]
-    return Derivation("x_0 from x_t and v", ("v.x0",), steps, facts=(X_T, V_DEF))
+    return Derivation("x_0 from x_t and v", steps, facts=(X_T, V_DEF))
 
 
 @register("v.eps")
@@ -70,7 +70,7 @@ def eps_from_v() -> Derivation:
             eq="v.eps",
         ),
     ]
-    return Derivation("eps from x_t and v", ("v.eps",), steps, facts=(X_T, V_DEF))
+    return Derivation("eps from x_t and v", steps, facts=(X_T, V_DEF))
 
 
 @register("v.loss")
@@ -110,9 +110,7 @@ def v_loss_as_x0_loss() -> Derivation:
             rename={x_0_hat: x_0 - 1},  # the weight: the line at a unit error
         ),
     )
-    return Derivation(
-        "the v loss as a weighted x_0 loss", ("v.loss",), steps, facts=facts, results=results
-    )
+    return Derivation("the v loss as a weighted x_0 loss", steps, facts=facts, results=results)
 
 
 @register("v.loss")
@@ -146,6 +144,4 @@ def v_loss_as_eps_loss() -> Derivation:
             rename={eps_hat: eps - 1},
         ),
     )
-    return Derivation(
-        "the v loss as a weighted eps loss", ("v.loss",), steps, facts=facts, results=results
-    )
+    return Derivation("the v loss as a weighted eps loss", steps, facts=facts, results=results)

@@ -74,7 +74,7 @@ def rescale_endpoints() -> Derivation:
             component=0,
         ),
     )
-    return Derivation("zero terminal SNR keeps alpha_bar_1", ("zt_snr.1",), steps, results=results)
+    return Derivation("zero terminal SNR keeps alpha_bar_1", steps, results=results)
 
 
 @register("zt_snr.1")
@@ -91,4 +91,4 @@ def rescale_is_increasing() -> Derivation:
         Step(s_1 / d, "differentiate", "an affine map: its slope", eq="zt_snr.1"),
         Step(sp.Integer(0), "jensen", "s_1 / d > 0", gap=s_1 / d),
     ]
-    return Derivation("zero terminal SNR keeps the order", ("zt_snr.1",), steps)
+    return Derivation("zero terminal SNR keeps the order", steps)

@@ -250,7 +250,7 @@ from udm.derivations.symbols import alpha_bar_prev, alpha_bar_t, alpha_t
 var_q = (1 - alpha_t) * (1 - alpha_bar_prev) / (1 - alpha_bar_t)
 d = Derivation(
     title="the posterior precision is a sum of precisions",
-    equations=(85,),
+    equations=(85,),  # in a @register(85) builder: supplied, not typed
     facts=(lemma(alpha_bar_t, alpha_t * alpha_bar_prev,  # eq. (70)
                  "udm.derivations.vdm.forward.alpha_bar_recursion"),),
     steps=[

@@ -23,7 +23,8 @@ m = sp.Symbol("m", real=True)
 
 
 def _run(prev, step, facts=()):
-    return Derivation("t", (1,), [Step(prev, "definition"), step], facts=facts).check()[-1]
+    d = Derivation("t", [Step(prev, "definition"), step], equations=(1,), facts=facts)
+    return d.check()[-1]
 
 
 @pytest.mark.parametrize(
@@ -73,9 +74,19 @@ def test_jensen_needs_the_exact_nonnegative_gap():
 
 
 def test_verify_names_equation_and_rule():
-    d = Derivation("demo", (85,), [Step(a, "definition"), Step(2 * a, "algebra", eq=85)])
+    d = Derivation("demo", [Step(a, "definition"), Step(2 * a, "algebra", eq=85)], equations=(85,))
     with pytest.raises(DerivationError, match=r"eq\. \(85\) \[algebra\]"):
         d.verify()
+
+
+def test_equations_are_a_keyword_never_a_positional_argument():
+    """The old call Derivation(title, (85,), steps) would put the numbers where the steps go:
+    refused. A registered builder passes none (udm.register supplies them)."""
+    steps = [Step(a, "definition"), Step(2 * a - a, "algebra", eq=85)]
+    with pytest.raises(TypeError, match="not positional"):
+        Derivation("old style", (85,), steps)
+    assert Derivation("new style", steps).equations == ()
+    assert Derivation("new style", steps, equations=(85,)).equations == (85,)
 
 
 def test_step_rejects_unknown_rule_and_missing_arguments():

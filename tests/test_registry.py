@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -97,6 +98,93 @@ def test_register_refuses(eqs, status, module, doc, message):
     with pytest.raises(registry.RegistrationError, match=message):
         registry.register(*eqs, status=status)(_fake(module, doc))
     assert len(registry.runtime_registrations()) == before
+
+
+# --- a derivation's equations come from its registration -----------------------------------
+
+
+def _builder(module: str, **derivation_kw):
+    """A derivation builder in `module` proving eq. (85) by one algebra step."""
+    import sympy as sp
+
+    from udm.derivations.core import Derivation, Step
+
+    a = sp.Symbol("a", positive=True)
+
+    def build():
+        """The posterior variance, eq. (85)."""
+        steps = [Step(a, "definition"), Step(2 * a - a, "algebra", eq=85)]
+        return Derivation("demo", steps, **derivation_kw)
+
+    build.__module__, build.__qualname__ = module, "build"
+    return build
+
+
+def test_register_gives_a_derivation_its_equations(monkeypatch):
+    monkeypatch.setattr(registry, "_RUNTIME", [])  # keep the fake out of the real registry
+    plain = _builder("udm.derivations.fake")
+    build = registry.register(85)(plain)
+    assert build().equations == (85,)
+    assert build.__wrapped__ is plain and build.__equations__ == (85,)
+    assert build.__doc__ == plain.__doc__ and build.__name__ == plain.__name__
+    same = registry.register(85)(_builder("udm.derivations.fake", equations=(85,)))
+    assert same().equations == (85,)
+
+
+def test_register_refuses_a_derivation_naming_other_equations(monkeypatch):
+    monkeypatch.setattr(registry, "_RUNTIME", [])
+    build = registry.register(85)(_builder("udm.derivations.fake", equations=(84, 85)))
+    with pytest.raises(registry.RegistrationError) as refused:
+        build()
+    message = str(refused.value)
+    assert "udm.derivations.fake.build" in message
+    assert "(84, 85)" in message and "(85,)" in message
+
+
+def test_every_derivation_proves_its_registered_equations(all_layers_imported):
+    """Each registered builder's Derivation.equations is exactly its @register numbers."""
+    from udm.derivations.core import Derivation
+
+    built = 0
+    for reg in registry.runtime_registrations():
+        if reg.layer != "derivations" or "<locals>" in reg.path:
+            continue
+        module, _, name = reg.path.rpartition(".")
+        derivation = getattr(importlib.import_module(module), name)()
+        assert isinstance(derivation, Derivation), reg.path
+        assert derivation.equations == reg.equations, reg.path
+        built += 1
+    assert built > 100
+
+
+def _registered_functions(tree):
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and any(registry._decorator_calls(node, "register")):
+            yield node
+
+
+def test_no_derivation_types_its_equations_again():
+    """A registered builder never passes its equations to Derivation (the registration does):
+    no equation tuple as a positional argument anywhere in derivations/, no `equations=` in
+    a registered builder (a private helper called by several builders may pass it)."""
+    root = registry.repo_root() / "derivations"
+    offenders = []
+    for file in sorted(root.rglob("*.py")):
+        tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+        registered = {id(call) for fn in _registered_functions(tree) for call in ast.walk(fn)}
+        for call in ast.walk(tree):
+            if not (isinstance(call, ast.Call) and ast.unparse(call.func) == "Derivation"):
+                continue
+            where = f"{file.relative_to(root.parent)}:{call.lineno}"
+            for arg in call.args[1:]:
+                if isinstance(arg, ast.Tuple) and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, (int, str))
+                    for e in arg.elts
+                ):
+                    offenders.append(f"{where}: positional {ast.unparse(arg)}")
+            if id(call) in registered and any(k.arg == "equations" for k in call.keywords):
+                offenders.append(f"{where}: equations= in a registered builder")
+    assert offenders == []
 
 
 # --- the registry against the code --------------------------------------------------------

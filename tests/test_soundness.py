@@ -31,7 +31,7 @@ f, g = sp.Function("f"), sp.Function("g")
 
 
 def _chain(*steps, **kw) -> Derivation:
-    return Derivation("false", (85,), [Step(x, "definition"), *steps], **kw)
+    return Derivation("false", [Step(x, "definition"), *steps], equations=(85,), **kw)
 
 
 CASES = {
@@ -89,19 +89,19 @@ CASES = {
     "sqrt(f^2) = f": (
         Derivation(
             "false",
-            (153,),
             [Step(sp.sqrt(f(x) ** 2), "definition"), Step(f(x), "algebra", eq=153)],
+            equations=(153,),
         ),
         r"eq\. \(153\) \[algebra\]",
     ),
     "log(fg) = log f + log g": (
         Derivation(
             "false",
-            (153,),
             [
                 Step(sp.log(f(x) * g(x)), "definition"),
                 Step(sp.log(f(x)) + sp.log(g(x)), "log_rules", eq=153),
             ],
+            equations=(153,),
         ),
         r"eq\. \(153\) \[log_rules\]",
     ),
@@ -113,8 +113,8 @@ CASES = {
     "derivative dropped": (
         Derivation(
             "false",
-            (153,),
             [Step(sp.Derivative(x**2, x), "definition"), Step(x**2, "differentiate", eq=153)],
+            equations=(153,),
         ),
         r"eq\. \(153\) \[differentiate\]",
     ),
@@ -122,8 +122,8 @@ CASES = {
     "closed form off by 1e-3": (
         Derivation(
             "false",
-            (85,),
             [Step(x, "definition"), Step(2 * x - x, "algebra", eq=85)],
+            equations=(85,),
             results=(
                 ClosedForm("c", (85,), x * (1 + sp.Rational(1, 1000)), ("x",), {}, "", line=85),
             ),
@@ -133,8 +133,8 @@ CASES = {
     "closed form naming no line": (
         Derivation(
             "false",
-            (85,),
             [Step(x, "definition")],
+            equations=(85,),
             results=(ClosedForm("c", (85,), x, ("x",), {}, ""),),
         ),
         r"closed form \[closed_form\].*names no derivation line",
@@ -142,8 +142,8 @@ CASES = {
     "closed form with alpha swapped": (
         Derivation(
             "false",
-            (85,),
             [Step(alpha_t * x, "definition"), Step(x * alpha_t, "algebra", eq=85)],
+            equations=(85,),
             results=(ClosedForm("c", (85,), x, ("x",), {}, "", line=85),),
         ),
         r"closed form \[closed_form\]",
@@ -163,8 +163,12 @@ def test_a_licensed_fact_and_a_kl_gap_are_accepted():
     ok = _chain(Step(y, "substitute"), facts=(lemma(x, y, 115),))
     ok.verify()
     kl = KL.normal(0, a, 0, 1)
-    Derivation("kl", (4,), [Step(x + kl.expr, "definition"), Step(x, "jensen", gap=kl)]).verify()
-    square = Derivation("sq", (4,), [Step(x**2 + 1, "definition"), Step(1, "jensen", gap=x**2)])
+    Derivation(
+        "kl", [Step(x + kl.expr, "definition"), Step(x, "jensen", gap=kl)], equations=(4,)
+    ).verify()
+    square = Derivation(
+        "sq", [Step(x**2 + 1, "definition"), Step(1, "jensen", gap=x**2)], equations=(4,)
+    )
     square.verify()  # x^2 >= 0 is proved by SymPy from x real
 
 

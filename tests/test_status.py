@@ -34,26 +34,28 @@ def test_beyond_status_file_is_current():
 
 def test_symbolic_needs_a_proved_line_without_family():
     line = [Step(x * (x + 1), "definition"), Step(x**2 + x, "algebra", eq=89)]
-    assert _statuses(Derivation("d", (89,), line))[89]["status"] == "symbolic"
-    on_family = Derivation("d", (89,), line, family="Gaussian data")
+    assert _statuses(Derivation("d", line, equations=(89,)))[89]["status"] == "symbolic"
+    on_family = Derivation("d", line, equations=(89,), family="Gaussian data")
     assert _statuses(on_family)[89] == {
         "status": "instance",
         "why": "line (89) of udm.derivations.fake.d0 on Gaussian data",
     }
     wrong = [Step(x * (x + 1), "definition"), Step(x**2, "algebra", eq=89)]
-    assert _statuses(Derivation("d", (89,), wrong))[89]["status"] != "symbolic"
+    assert _statuses(Derivation("d", wrong, equations=(89,)))[89]["status"] != "symbolic"
     first_line_only = [Step(x, "definition", eq=89)]
-    assert _statuses(Derivation("d", (89,), first_line_only))[89]["status"] != "symbolic"
+    assert _statuses(Derivation("d", first_line_only, equations=(89,)))[89]["status"] != "symbolic"
 
 
 def _using(source):
     steps = [Step(x, "definition"), Step(y, "substitute", eq=89)]
-    return Derivation("d", (89,), steps, facts=(lemma(x, y, source),))
+    return Derivation("d", steps, equations=(89,), facts=(lemma(x, y, source),))
 
 
 def test_a_lemma_passes_on_its_source_status():
     # a line proved from an instance is an instance; from an unproved equation, nothing
-    source = Derivation("src", (2,), [Step(x, "definition"), Step(x, "algebra", eq=2)], family="F")
+    source = Derivation(
+        "src", [Step(x, "definition"), Step(x, "algebra", eq=2)], equations=(2,), family="F"
+    )
     assert _statuses(source, _using(2))[89]["status"] == "instance"
     assert _statuses(_using(2))[89]["status"] == "numeric"  # (2) unproved: (89) keeps its tests
 

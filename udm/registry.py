@@ -14,8 +14,10 @@ Two views of the same facts:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import importlib.util
+import inspect
 import json
 import re
 from collections.abc import Callable
@@ -124,20 +126,60 @@ def _validate(equations: tuple, status: str | None, layer: str, path: str, doc: 
         raise RegistrationError(f"{path}: docstring must name {', '.join(missing_keys)}")
 
 
+def _stamp_equations(result, equations: tuple, path: str):
+    """A derivation builder's result with `equations` = its registration.
+
+    Duck-typed (the spine imports no layer): a dataclass instance with an `equations` field
+    (udm.derivations.core.Derivation) that leaves it empty gets the registered numbers; one
+    that names the same numbers is returned as is; one that names others is refused. Any
+    other result passes through unchanged.
+    """
+    if not dataclasses.is_dataclass(result) or isinstance(result, type):
+        return result
+    if "equations" not in {f.name for f in dataclasses.fields(result)}:
+        return result
+    given = tuple(result.equations)
+    if given == equations:
+        return result
+    if given:
+        raise RegistrationError(
+            f"{path}: its Derivation says equations={given!r}, but it is registered under "
+            f"{equations!r}; drop equations= (the registration supplies them) or fix one"
+        )
+    return dataclasses.replace(result, equations=equations)
+
+
+def _stamping(builder: F, equations: tuple, path: str) -> F:
+    """`builder` wrapped so that the Derivation it returns carries `equations`."""
+
+    @functools.wraps(builder)
+    def wrapper(*args, **kwargs):
+        return _stamp_equations(builder(*args, **kwargs), equations, path)
+
+    return wrapper
+
+
 def register(*equations: int | str, status: str | None = None) -> Callable[[F], F]:
     """Register the decorated function or class under the paper's equation number(s), or
     under keys of formulas beyond the paper ('ddim.12', udm/catalog_beyond.yaml).
 
     The layer is the top-level package of the defining module. No status is declared: it is
     computed from what `udm verify` proved (udm/status.py). The object gains `__equations__`.
+
+    A function of the derivations layer is wrapped (`functools.wraps`; the original is
+    `__wrapped__`) so that the Derivation it builds proves exactly the registered equations:
+    builders never type the numbers a second time (see `_stamp_equations`).
     """
 
     def decorate(obj: F) -> F:
         path = f"{obj.__module__}.{obj.__qualname__}"
         layer = layer_of(obj.__module__)
         _validate(equations, status, layer, path, obj.__doc__)
-        obj.__equations__ = tuple(equations)
-        _RUNTIME.append(Registration(tuple(equations), layer, path, status))
+        registered = tuple(equations)
+        if layer == "derivations" and inspect.isfunction(obj):
+            obj = _stamping(obj, registered, path)
+        obj.__equations__ = registered
+        _RUNTIME.append(Registration(registered, layer, path, status))
         return obj
 
     return decorate

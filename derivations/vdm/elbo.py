@@ -69,9 +69,7 @@ def forward_process(T: int = ELBO_DEFAULT_T) -> Derivation:
             eq=30,
         ),
     ]
-    return Derivation(
-        "the forward process", (30, 31), steps, family=ELBO_FAMILY.replace("{T}", str(T))
-    )
+    return Derivation("the forward process", steps, family=ELBO_FAMILY.replace("{T}", str(T)))
 
 
 @register(31)
@@ -85,7 +83,7 @@ def forward_transition() -> Derivation:
             eq=31,
         )
     ]
-    return Derivation("the forward transition", (31,), steps)
+    return Derivation("the forward transition", steps)
 
 
 @register(32, 33)
@@ -107,9 +105,7 @@ def reverse_process(T: int = ELBO_DEFAULT_T) -> Derivation:
             eq=32,
         ),
     ]
-    return Derivation(
-        "the reverse process", (32, 33), steps, family=ELBO_FAMILY.replace("{T}", str(T))
-    )
+    return Derivation("the reverse process", steps, family=ELBO_FAMILY.replace("{T}", str(T)))
 
 
 @register(33)
@@ -117,7 +113,7 @@ def reverse_prior() -> Derivation:
     """The prior p(x_T) = N(x_T; 0, I) of the reverse chain, eq. (33)."""
     x, *_ = _chain_symbols(ELBO_DEFAULT_T)
     prior = _normal_pdf(x[ELBO_DEFAULT_T], 0, 1)
-    return Derivation("the reverse prior", (33,), [Step(prior, "definition", "", eq=33)])
+    return Derivation("the reverse prior", [Step(prior, "definition", "", eq=33)])
 
 
 # --- per-t terms of the two decompositions, in closed form (general t) ---
@@ -157,7 +153,6 @@ def elbo_reconstruction_term() -> Derivation:
     )
     return Derivation(
         "reconstruction term in closed form",
-        (45, 58),
         steps,
         family=TERM_FAMILY,
         facts=_sqrt_facts([alpha_t, alpha_bar_t, alpha_bar_prev, alpha_next]),
@@ -204,7 +199,6 @@ def elbo_prior_term() -> Derivation:
     )
     return Derivation(
         "prior matching term in closed form",
-        (58,),
         steps,
         family=TERM_FAMILY,
         facts=_sqrt_facts([alpha_t, alpha_bar_t, alpha_bar_prev, alpha_next]),
@@ -273,7 +267,6 @@ def elbo_denoising_term() -> Derivation:
     )
     return Derivation(
         "denoising matching term in closed form",
-        (58,),
         steps,
         family=TERM_FAMILY,
         facts=_sqrt_facts([alpha_t, alpha_bar_t, alpha_bar_prev, alpha_next]),
@@ -312,7 +305,6 @@ def elbo_prior_term_consistency() -> Derivation:
     )
     return Derivation(
         "prior matching term (derivation one) in closed form",
-        (45,),
         steps,
         family=TERM_FAMILY,
         facts=_sqrt_facts([alpha_t, alpha_bar_t, alpha_bar_prev, alpha_next]),
@@ -408,7 +400,6 @@ def elbo_consistency_term() -> Derivation:
     )
     return Derivation(
         "consistency term in closed form",
-        (45,),
         steps,
         family=TERM_FAMILY,
         facts=_sqrt_facts([alpha_t, alpha_bar_t, alpha_bar_prev, alpha_next]),
@@ -526,7 +517,6 @@ def elbo_bound(T: int = BOUND_DEFAULT_T) -> Derivation:
     ]
     return Derivation(
         "the diffusion ELBO bounds log p(x_0)",
-        (34, 35, 36, 37, 47),
         steps,
         claims=(47,),  # log p(x) >= ELBO: from the first line to the last
         family=ELBO_FAMILY.replace("{T}", str(T)),
@@ -606,7 +596,6 @@ def elbo_derivation_one(T: int = ELBO_DEFAULT_T) -> Derivation:
     ]
     return Derivation(
         "ELBO derivation one",
-        (38, 39, 40, 41, 42, 43, 44, 45),
         steps,
         family=ELBO_FAMILY.replace("{T}", str(T)),
         facts=_sqrt_facts(ch.al[1:]),
@@ -643,7 +632,6 @@ def forward_step_bayes() -> Derivation:
     ]
     return Derivation(
         "Bayes rewrite of the forward step",
-        (46,),
         steps,
         facts=_sqrt_facts([alpha_t, alpha_bar_prev]),
     )
@@ -743,7 +731,6 @@ def elbo_derivation_two(T: int = ELBO_DEFAULT_T) -> Derivation:
     ]
     return Derivation(
         "ELBO derivation two",
-        (47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58),
         steps,
         family=ELBO_FAMILY.replace("{T}", str(T)),
         facts=_sqrt_facts(ch.al[1:]),

@@ -87,7 +87,6 @@ def forward_two_steps() -> Derivation:
     ]
     return Derivation(
         "two forward steps are one Gaussian step",
-        (59, 60, 61, 62, 63, 64, 65, 66),
         steps,
         facts=(
             definition(x_t_minus_1, x_prev, 31),
@@ -105,7 +104,7 @@ def _step_law(x_from, alpha, n: int) -> Derivation:
         Step(sp.Tuple(*law), "definition", "(mean, variance) of the reparameterized sample"),
         Step(sp.Tuple(sp.sqrt(alpha) * x_from, 1 - alpha), "algebra", "those of eq. (31)", eq=n),
     ]
-    return Derivation(f"the reparameterized step of eq. ({n})", (n,), steps)
+    return Derivation(f"the reparameterized step of eq. ({n})", steps, equations=(n,))
 
 
 @register(59)
@@ -193,7 +192,6 @@ def forward_marginal() -> Derivation:
     results = _forward_marginal_results()
     return Derivation(
         "q(x_t | x_0) by induction over t",
-        (67, 68, 69, 70),
         steps,
         facts=(ALPHA_BAR,),
         results=results[2:],  # the law (first two) is tied to eq. (70) below
@@ -212,9 +210,7 @@ def forward_marginal_law() -> Derivation:
         Step(sp.Tuple(*gaussian_law(sample, (eps,))), "definition", "(mean, variance) of eq. (69)"),
         Step(sp.Tuple(sp.sqrt(alpha_bar_t) * x_0, 1 - alpha_bar_t), "algebra", "", eq=70),
     ]
-    return Derivation(
-        "the law of q(x_t | x_0)", (70,), steps, results=_forward_marginal_results()[:2]
-    )
+    return Derivation("the law of q(x_t | x_0)", steps, results=_forward_marginal_results()[:2])
 
 
 @register(69)
@@ -229,4 +225,4 @@ def alpha_bar_recursion() -> Derivation:
         Step(sp.Product(alpha(i), (i, 1, t)), "definition", "alpha_bar_t"),
         Step(alpha(t) * sp.Product(alpha(i), (i, 1, t - 1)), "evaluate", "alpha_t alpha_bar_{t-1}"),
     ]
-    return Derivation("alpha_bar_t = alpha_t alpha_bar_{t-1}", (69,), steps)
+    return Derivation("alpha_bar_t = alpha_t alpha_bar_{t-1}", steps)

@@ -88,7 +88,6 @@ def gaussian_kl() -> Derivation:
     )
     return Derivation(
         "KL between Gaussians",
-        (86,),
         steps,
         family="diagonal Gaussians (per coordinate)",
         results=results,
@@ -145,9 +144,7 @@ def denoising_kl_matched_variance() -> Derivation:
             line=92,
         ),
     )
-    return Derivation(
-        "the denoising KL with matched variances", (87, 88, 89, 90, 91, 92), steps, results=results
-    )
+    return Derivation("the denoising KL with matched variances", steps, results=results)
 
 
 @register(94, 95, 96, 97, 98, 99)
@@ -221,7 +218,6 @@ def x_0_objective() -> Derivation:
     )
     return Derivation(
         "the x_0-prediction objective",
-        (94, 95, 96, 97, 98, 99),
         steps,
         facts=(
             # substituted before alpha_bar_t is (dict order is not substitution order)
@@ -246,7 +242,7 @@ def posterior_mean() -> Derivation:
         Step(mean_, "definition", "the mean of the completed square"),
         Step(_mu_q_expr(x_0), "complete_square", "as the paper writes it", eq=93),
     ]
-    return Derivation("the forward posterior's mean", (93,), steps, facts=(ALPHA_BAR,))
+    return Derivation("the forward posterior's mean", steps, facts=(ALPHA_BAR,))
 
 
 @register(94)
@@ -256,7 +252,7 @@ def mu_theta_definition() -> Derivation:
     No closed form of its own: the runtime layers compute mu_theta by calling mu_q at
     x_0 = x_0_hat (one source for the formula)."""
     steps = [Step(_mu_q_expr(x_0_hat), "definition", "the mean of p_theta(x_{t-1} | x_t)", eq=94)]
-    return Derivation("the x_0-parameterized mean", (94,), steps)
+    return Derivation("the x_0-parameterized mean", steps)
 
 
 @register(100)
@@ -276,4 +272,4 @@ def uniform_t_objective() -> Derivation:
             eq=100,
         ),
     ]
-    return Derivation("denoising terms as an expectation over t", (100,), steps)
+    return Derivation("denoising terms as an expectation over t", steps)

@@ -250,7 +250,6 @@ def forward_posterior() -> Derivation:
     sq, q = sp.sqrt, _Density
     return Derivation(
         "the forward posterior by completing the square",
-        (71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 93),
         _posterior_steps(),
         facts=(
             ALPHA_BAR,
@@ -285,7 +284,6 @@ def posterior_moments() -> Derivation:
     ]
     return Derivation(
         "the forward posterior's mean and variance",
-        (84, 85, 93),
         steps,
         facts=(ALPHA_BAR,),
         results=_posterior_results(),
@@ -318,7 +316,6 @@ def posterior_complete_square() -> Derivation:
     ]
     return Derivation(
         "complete the square in the posterior's exponent",
-        (83, 84, 85),
         steps,
         facts=(ALPHA_BAR,),
     )

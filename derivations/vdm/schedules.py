@@ -117,7 +117,7 @@ def named_schedules() -> Derivation:
         )
         for i, (name, summary, params) in enumerate(kinds)
     )
-    return Derivation("the named noise schedules", (31, 70), steps, results=results)
+    return Derivation("the named noise schedules", steps, results=results)
 
 
 @register(31)
@@ -137,7 +137,7 @@ def named_schedule_ends() -> Derivation:
         Step(sp.Tuple(*ends), "definition", "each schedule at t = 1 and t = T"),
         Step(sp.Tuple(_beta_start, _beta_end, _beta_start, _beta_end, 1), "algebra", "ends"),
     ]
-    return Derivation("the ends of the named schedules", (31,), steps)
+    return Derivation("the ends of the named schedules", steps)
 
 
 def _log1mexp(x):
@@ -286,7 +286,6 @@ def schedule_in_log_space() -> Derivation:
     )
     return Derivation(
         "a schedule's coefficients in log space",
-        (70, 85, 109),
         steps,
         facts=facts,
         results=results,
