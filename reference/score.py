@@ -221,7 +221,11 @@ BETA_MIN, BETA_MAX = 0.1, 20.0  # Song et al. (2021) VP-SDE defaults
 @register(161)
 def vp_beta(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> np.ndarray:
     """beta(t) = beta_min + t (beta_max - beta_min) of the VP SDE (the SDE view of eq. (161))."""
-    t = as_float64("t", t)
+    return _beta(as_float64("t", t), beta_min, beta_max)
+
+
+def _beta(t, beta_min, beta_max):
+    """beta(t) of the VP SDE, unchecked (the samplers call it at every step)."""
     return beta_min + t * (beta_max - beta_min)
 
 
@@ -236,7 +240,7 @@ def vp_alpha_bar(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -
 
 
 def _vp_drifts(score_fn, x, t, beta_min, beta_max, flow: float):
-    beta = beta_min + t * (beta_max - beta_min)
+    beta = _beta(t, beta_min, beta_max)
     return -0.5 * beta * x - flow * beta * score_fn(x, t)
 
 
@@ -265,7 +269,7 @@ def reverse_sde_sample(
     rng, grid = _rng(rng), _time_grid(n_steps, t_end)
     for t, t_next in itertools.pairwise(grid):
         dt = t - t_next  # > 0: integrating backward in time
-        beta = beta_min + t * (beta_max - beta_min)
+        beta = _beta(t, beta_min, beta_max)
         drift = _vp_drifts(score_fn, x, t, beta_min, beta_max, flow=1.0)
         x = x - drift * dt + np.sqrt(beta * dt) * rng.standard_normal(x.shape)
     return x

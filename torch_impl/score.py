@@ -130,7 +130,11 @@ def noise_perturbed_mixture(*, weights, means, variances, sigma):
 @register(161)
 def vp_beta(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> torch.Tensor:
     """beta(t) = beta_min + t (beta_max - beta_min) of the VP SDE (the SDE view of eq. (161))."""
-    t = tensor_arg("t", t)
+    return _beta(tensor_arg("t", t), beta_min, beta_max)
+
+
+def _beta(t, beta_min, beta_max):
+    """beta(t) of the VP SDE, unchecked (the samplers call it at every step)."""
     return beta_min + t * (beta_max - beta_min)
 
 
@@ -302,7 +306,7 @@ def _time_grid(n_steps: int, t_end: float, like: torch.Tensor) -> torch.Tensor:
 
 
 def _flow(score_fn, x, t, beta_min, beta_max, scale):
-    beta = beta_min + t * (beta_max - beta_min)
+    beta = _beta(t, beta_min, beta_max)
     return -0.5 * beta * x - scale * beta * score_fn(x, t)
 
 
@@ -327,7 +331,7 @@ def reverse_sde_sample(
     grid = _time_grid(n_steps, t_end, x)
     for k in range(n_steps):
         t, dt = grid[k], grid[k] - grid[k + 1]
-        beta = beta_min + t * (beta_max - beta_min)
+        beta = _beta(t, beta_min, beta_max)
         drift = _flow(score_fn, x, t, beta_min, beta_max, 1.0)
         x = x - drift * dt + (beta * dt).sqrt() * _randn(x, generator)
     return x
