@@ -66,10 +66,11 @@ def _function_source(source: str, cf: ClosedForm) -> str:
         Generated from ``{source}``.""")
     conversions = "\n".join(f'    {a} = as_float64("{a}", {a}, "{cf.domains[a]}")' for a in cf.args)
     broadcast = ", ".join(f"{a}={a}" for a in cf.args)
+    signature = ", ".join(f"{a}={cf.defaults[a]!r}" if a in cf.defaults else a for a in cf.args)
     doc = textwrap.indent(doc, "    ").lstrip()
     return (
         f"@register({eqs})\n"
-        f"def {cf.name}(*, {', '.join(cf.args)}):\n"
+        f"def {cf.name}(*, {signature}):\n"
         f'    r"""{doc}\n    """\n'
         f"{conversions}\n"
         f"    check_broadcast({broadcast})\n"

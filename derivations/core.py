@@ -148,6 +148,7 @@ class ClosedForm:
     line: int | str | None = None
     component: int | None = None
     rename: dict = field(default_factory=dict)
+    defaults: dict = field(default_factory=dict)  # keyword defaults of the generated function
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from udm import register
+from udm import checks, register
 from udm.derivations.core import ClosedForm, Derivation, Step, definition, gaussian_law
 from udm.derivations.symbols import eps, mean, score_hat, sigma, step_size, var
 
@@ -441,6 +441,63 @@ def noise_weighting() -> Derivation:
 # --- the SDE view (prose after eq. (161)) -------------------------------------------------------
 
 
+_t_sde, _s_sde = sp.symbols("t s", positive=True)
+_beta_min, _beta_max = sp.symbols("beta_min beta_max", positive=True)
+
+
+def _vp_beta(u):
+    """The VP SDE's linear beta(u) = beta_min + u (beta_max - beta_min)."""
+    return _beta_min + u * (_beta_max - _beta_min)
+
+
+@register(161)
+def vp_sde_levels() -> Derivation:
+    """The VP SDE's noise levels (prose after eq. (161)): beta(t) linear in t, and
+    alpha_bar(t) = exp(-int_0^t beta(s) ds) = exp(-(beta_min t + (beta_max - beta_min) t^2 / 2)),
+    the continuous product of the alpha's of eq. (70)."""
+    t, s = _t_sde, _s_sde
+    steps = [
+        Step(
+            sp.Tuple(_vp_beta(t), sp.exp(-sp.Integral(_vp_beta(s), (s, 0, t)))),
+            "definition",
+            "beta(t), and alpha_bar(t) as the exponential of minus its integral",
+        ),
+        Step(
+            sp.Tuple(_vp_beta(t), sp.exp(-(_beta_min * t + (_beta_max - _beta_min) * t**2 / 2))),
+            "evaluate",
+            "integrate the linear beta from 0 to t",
+            name="levels",
+        ),
+    ]
+    args = ("t", "beta_min", "beta_max")
+    domains = {"t": "closed_unit", "beta_min": "positive", "beta_max": "positive"}
+    defaults = {"beta_min": checks.VP_BETA_MIN, "beta_max": checks.VP_BETA_MAX}
+    forms = (
+        ("vp_beta", "beta(t) of the VP SDE (its SDE view of eq. (161))", r"\beta(t)"),
+        (
+            "vp_alpha_bar",
+            "alpha_bar(t) of the VP SDE: x_t | x_0 ~ N(sqrt(alpha_bar) x_0, (1 - alpha_bar) I)",
+            r"\bar\alpha(t)",
+        ),
+    )
+    results = tuple(
+        ClosedForm(
+            name,
+            (161,),
+            steps[-1].expr[i],
+            args,
+            domains,
+            summary,
+            lhs=lhs,
+            line="levels",
+            component=i,
+            defaults=defaults,
+        )
+        for i, (name, summary, lhs) in enumerate(forms)
+    )
+    return Derivation("the VP SDE's beta(t) and alpha_bar(t)", steps, results=results)
+
+
 @register(161)
 def vp_chain_is_euler_step() -> Derivation:
     """The discrete VP chain is the Euler step of the forward VP SDE (prose after eq. (161)).
@@ -505,4 +562,5 @@ __all__ = [
     "score_model",
     "vp_chain_is_euler_step",
     "vp_perturbation",
+    "vp_sde_levels",
 ]

@@ -23,6 +23,8 @@ from udm.reference._generated.score import (  # noqa: F401
     dsm_esm_gap,
     langevin_stationary_var,
     perturbed_var,
+    vp_alpha_bar,
+    vp_beta,
     vp_component_mean,
     vp_component_var,
     weighted_dsm_term,
@@ -215,32 +217,11 @@ def multi_noise_score_matching_loss(*, score_hat, eps, sigma) -> np.ndarray:
 
 # --- the SDE view of the VP process (prose after eq. (161)) ------------------------------------
 
-BETA_MIN, BETA_MAX = 0.1, 20.0  # Song et al. (2021) VP-SDE defaults
-
-
-@register(161)
-def vp_beta(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> np.ndarray:
-    """beta(t) = beta_min + t (beta_max - beta_min) of the VP SDE (the SDE view of eq. (161))."""
-    return _beta(as_float64("t", t), beta_min, beta_max)
-
-
-def _beta(t, beta_min, beta_max):
-    """beta(t) of the VP SDE, unchecked (the samplers call it at every step)."""
-    return beta_min + t * (beta_max - beta_min)
-
-
-@register(161)
-def vp_alpha_bar(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> np.ndarray:
-    """alpha_bar(t) = exp(-int_0^t beta) of the VP SDE (continuous eq. (161) view).
-
-    x_t | x_0 ~ N(sqrt(alpha_bar(t)) x_0, (1 - alpha_bar(t)) I).
-    """
-    t = as_float64("t", t)
-    return np.exp(-(beta_min * t + 0.5 * (beta_max - beta_min) * t**2))
+BETA_MIN, BETA_MAX = checks.VP_BETA_MIN, checks.VP_BETA_MAX  # Song et al. (2021)
 
 
 def _vp_drifts(score_fn, x, t, beta_min, beta_max, flow: float):
-    beta = _beta(t, beta_min, beta_max)
+    beta = vp_beta(t=t, beta_min=beta_min, beta_max=beta_max)
     return -0.5 * beta * x - flow * beta * score_fn(x, t)
 
 
@@ -269,7 +250,7 @@ def reverse_sde_sample(
     rng, grid = _rng(rng), _time_grid(n_steps, t_end)
     for t, t_next in itertools.pairwise(grid):
         dt = t - t_next  # > 0: integrating backward in time
-        beta = _beta(t, beta_min, beta_max)
+        beta = vp_beta(t=t, beta_min=beta_min, beta_max=beta_max)
         drift = _vp_drifts(score_fn, x, t, beta_min, beta_max, flow=1.0)
         x = x - drift * dt + np.sqrt(beta * dt) * rng.standard_normal(x.shape)
     return x

@@ -316,6 +316,17 @@ def test_vp_alpha_bar_is_exp_minus_integral_of_beta(t):
     np.testing.assert_allclose(tim.vp_beta(t=_t(t)).numpy(), ref.vp_beta(t=t), **tol.F64)
 
 
+
+@pytest.mark.eq(161)
+@pytest.mark.parametrize("t", [-0.1, 1.5, math.nan])
+@pytest.mark.parametrize("name", ["vp_beta", "vp_alpha_bar"])
+def test_vp_levels_refuse_t_outside_0_1_by_name(name, t):
+    """The SDE runs on t in [0, 1]: beyond it both layers refuse t, naming it."""
+    for call in (lambda: getattr(ref, name)(t=t), lambda: getattr(tim, name)(t=_t(t))):
+        with pytest.raises(ValueError, match=r"\bt\b"):
+            call()
+
+
 W1, M1, V1 = np.array([0.3, 0.7]), np.array([[-1.0], [1.5]]), np.array([0.4, 0.6])
 
 

@@ -18,7 +18,7 @@ from udm import checks, register
 from udm.torch_impl import _mixture
 from udm.torch_impl._tensors import tensor_arg
 
-BETA_MIN, BETA_MAX = 0.1, 20.0  # Song et al. (2021) VP-SDE defaults
+BETA_MIN, BETA_MAX = checks.VP_BETA_MIN, checks.VP_BETA_MAX  # Song et al. (2021)
 
 # --- argument checks (private) ----------------------------------------------------------------
 
@@ -130,7 +130,7 @@ def noise_perturbed_mixture(*, weights, means, variances, sigma):
 @register(161)
 def vp_beta(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> torch.Tensor:
     """beta(t) = beta_min + t (beta_max - beta_min) of the VP SDE (the SDE view of eq. (161))."""
-    return _beta(tensor_arg("t", t), beta_min, beta_max)
+    return _beta(tensor_arg("t", t, "closed_unit"), beta_min, beta_max)
 
 
 def _beta(t, beta_min, beta_max):
@@ -140,8 +140,9 @@ def _beta(t, beta_min, beta_max):
 
 @register(161)
 def vp_alpha_bar(*, t, beta_min: float = BETA_MIN, beta_max: float = BETA_MAX) -> torch.Tensor:
-    """alpha_bar(t) = exp(-int_0^t beta) of the VP SDE (continuous view of eq. (161))."""
-    t = tensor_arg("t", t)
+    """alpha_bar(t) = exp(-int_0^t beta) of the VP SDE (continuous view of eq. (161)), t in
+    [0, 1]."""
+    t = tensor_arg("t", t, "closed_unit")
     return torch.exp(-(beta_min * t + 0.5 * (beta_max - beta_min) * t**2))
 
 

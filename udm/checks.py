@@ -169,6 +169,8 @@ def timestep(name: str, t: Any, T: int) -> Any:
 
 
 SCHEDULES = ("linear", "scaled-linear", "cosine")
+# The VP SDE's beta(t) = beta_min + t (beta_max - beta_min): Song et al. (2021)'s defaults.
+VP_BETA_MIN, VP_BETA_MAX = 0.1, 20.0
 # The per-t coefficients every layer's Schedule exposes (element t - 1 belongs to step t).
 SCHEDULE_COEFFICIENTS = (
     "beta_t",

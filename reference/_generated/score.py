@@ -8,7 +8,7 @@ import numpy
 from udm.reference._args import as_float64, check_broadcast
 from udm import register
 
-__all__ = ['dsm_esm_gap', 'langevin_stationary_var', 'perturbed_var', 'vp_component_mean', 'vp_component_var', 'weighted_dsm_term']
+__all__ = ['dsm_esm_gap', 'langevin_stationary_var', 'perturbed_var', 'vp_component_mean', 'vp_component_var', 'weighted_dsm_term', 'vp_beta', 'vp_alpha_bar']
 
 
 @register(157, 161)
@@ -100,3 +100,35 @@ def weighted_dsm_term(*, score_hat, eps, sigma):
     sigma = as_float64("sigma", sigma, "positive")
     check_broadcast(score_hat=score_hat, eps=eps, sigma=sigma)
     return (eps + score_hat*sigma)**2
+
+
+@register(161)
+def vp_beta(*, t, beta_min=0.1, beta_max=20.0):
+    r"""beta(t) of the VP SDE (its SDE view of eq. (161)), eq. (161).
+
+    .. math:: \beta(t) = \beta_{min} + t \left(\beta_{max} - \beta_{min}\right)
+
+    Domains: t in [0, 1], beta_min > 0, beta_max > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``udm.derivations.score.vp_sde_levels``.
+    """
+    t = as_float64("t", t, "closed_unit")
+    beta_min = as_float64("beta_min", beta_min, "positive")
+    beta_max = as_float64("beta_max", beta_max, "positive")
+    check_broadcast(t=t, beta_min=beta_min, beta_max=beta_max)
+    return beta_min + t*(beta_max - beta_min)
+
+
+@register(161)
+def vp_alpha_bar(*, t, beta_min=0.1, beta_max=20.0):
+    r"""alpha_bar(t) of the VP SDE: x_t | x_0 ~ N(sqrt(alpha_bar) x_0, (1 - alpha_bar) I), eq. (161).
+
+    .. math:: \bar\alpha(t) = e^{- \beta_{min} t - \frac{t^{2} \left(\beta_{max} - \beta_{min}\right)}{2}}
+
+    Domains: t in [0, 1], beta_min > 0, beta_max > 0. Arguments broadcast; float64 NumPy in and out.
+    Generated from ``udm.derivations.score.vp_sde_levels``.
+    """
+    t = as_float64("t", t, "closed_unit")
+    beta_min = as_float64("beta_min", beta_min, "positive")
+    beta_max = as_float64("beta_max", beta_max, "positive")
+    check_broadcast(t=t, beta_min=beta_min, beta_max=beta_max)
+    return numpy.exp(-beta_min*t - 1/2*t**2*(beta_max - beta_min))
