@@ -124,7 +124,9 @@ def langevin_sample(
     step_size = float(as_float64("step_size", step_size, "positive"))
     n_steps, rng = _count("n_steps", n_steps), _rng(rng)
     for _ in range(n_steps):
-        x = x + step_size * score_fn(x) + np.sqrt(2 * step_size) * rng.standard_normal(x.shape)
+        x = langevin_step(
+            x=x, score=score_fn(x), step_size=step_size, eps=rng.standard_normal(x.shape)
+        )
     return x
 
 
@@ -166,7 +168,7 @@ def annealed_langevin_sample(
     for sigma_i, alpha_i in zip(sigmas[::-1], steps[::-1], strict=True):
         for _ in range(n_steps_each):
             noise = rng.standard_normal(x.shape)
-            x = x + alpha_i * score_fn(x, sigma_i) + np.sqrt(2 * alpha_i) * noise
+            x = langevin_step(x=x, score=score_fn(x, sigma_i), step_size=alpha_i, eps=noise)
     if denoise:
         x = x + sigmas[0] ** 2 * score_fn(x, sigmas[0])
     return x

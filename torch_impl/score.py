@@ -174,8 +174,13 @@ def langevin_step(*, x, score, step_size, eps) -> torch.Tensor:
     """One Langevin update, eq. (158): x + c score + sqrt(2 c) eps (c = step_size > 0)."""
     x, score, eps = tensor_arg("x", x), tensor_arg("score", score), tensor_arg("eps", eps)
     checks.same_shape(x=x, score=score, eps=eps)
-    c = _step(step_size)
-    return x + c * score + math.sqrt(2 * c) * eps
+    return _langevin(x, score, _step(step_size), eps)
+
+
+def _langevin(x, score, c, eps):
+    """x + c score + sqrt(2 c) eps, unchecked (the samplers call it at every step); c a float
+    or a 0-d tensor."""
+    return x + c * score + (2 * c) ** 0.5 * eps
 
 
 @register(158)
@@ -187,7 +192,7 @@ def langevin_sample(
     c, n_steps = _step(step_size), _count("n_steps", n_steps)
     generator = _generator(generator, x)
     for _ in range(n_steps):
-        x = x + c * score_fn(x) + math.sqrt(2 * c) * _randn(x, generator)
+        x = _langevin(x, score_fn(x), c, _randn(x, generator))
     return x
 
 
@@ -229,7 +234,7 @@ def annealed_langevin_sample(
     for i in reversed(range(sigmas.numel())):
         sigma_i, alpha_i = sigmas[i], steps[i]
         for _ in range(n_steps_each):
-            x = x + alpha_i * score_fn(x, sigma_i) + (2 * alpha_i).sqrt() * _randn(x, generator)
+            x = _langevin(x, score_fn(x, sigma_i), alpha_i, _randn(x, generator))
             if return_trajectory:
                 trajectory.append(x)
     if denoise:
