@@ -278,6 +278,26 @@ def test_an_erratum_the_derivation_proves_makes_the_printed_line_false():
         assert result.printed_match is False and "erratum" in result.reason, n
 
 
+def test_logs_split_only_over_the_schedules_unit_interval():
+    """log((1 - alpha_t)(1 - alpha_bar_t)) = log(1 - alpha_t) + log(1 - alpha_bar_t) holds
+    because each alpha lies in (0, 1); SymPy's simplify cannot see it (it knows alpha > 0
+    only), the change alpha = 1 / (1 + u) proves it. The same shape in symbols that carry
+    no (0, 1) domain stays unproved: the change is never applied to them."""
+    import sympy as sp
+
+    from udm import printed_match
+    from udm.derivations import symbols as S
+
+    a, ab = S.alpha_t, S.alpha_bar_t
+    ok, why = printed_match.equal(sp.log((1 - a) * (1 - ab)), sp.log(1 - a) + sp.log(1 - ab))
+    assert ok is True and printed_match.UNIT_CHANGE in why
+    p, q = sp.symbols("p q", positive=True)
+    ok, why = printed_match.equal(sp.log((1 - p) * (1 - q)), sp.log(1 - p) + sp.log(1 - q))
+    assert ok is None and printed_match.UNPROVED in why
+    off = sp.log(1 - a) + sp.log(1 - ab) + sp.Rational(1, 1000)
+    assert printed_match.equal(sp.log((1 - a) * (1 - ab)), off)[0] is False
+
+
 def test_a_probe_never_accepts_a_match(monkeypatch):
     """Equal at every random point but not proved equal (simplify disabled here) is no match:
     the verdict is None, never True. A probe only refutes."""

@@ -277,6 +277,21 @@ def _point(symbols, rng):
 
 
 UNPROVED = "not proved"
+# The schedule's symbols, each in (0, 1) by definition.
+UNIT_SYMBOLS = (S.alpha_t, S.alpha_bar_t, S.alpha_bar_prev, S.alpha_prev)
+UNIT_CHANGE = "alpha = 1 / (1 + u), u > 0, for each alpha in (0, 1)"
+
+
+def _in_unit_variables(diff):
+    """simplify(diff) after alpha = 1 / (1 + u) for each schedule symbol in it (u > 0), or diff
+    itself when it has none. Then 1 - alpha = u / (1 + u) is visibly positive, so expand_log
+    splits the log of a product of densities soundly (never `force`): what SymPy cannot do
+    while it only knows alpha > 0."""
+    unit = {s: 1 / (1 + sp.Dummy(f"u_{s.name}", positive=True)) for s in UNIT_SYMBOLS}
+    unit = {s: u for s, u in unit.items() if s in diff.free_symbols}
+    if not unit:
+        return diff
+    return sp.simplify(sp.expand(sp.expand_log(diff.xreplace(unit))))
 
 
 def equal(u, v, seed: int = 0, points: int = 4) -> tuple[bool | None, str]:
@@ -309,6 +324,8 @@ def equal(u, v, seed: int = 0, points: int = 4) -> tuple[bool | None, str]:
             return False, f"differ by {value.real:.4g} at {shown}"
     if sp.simplify(diff) == 0:
         return True, "simplify(difference) == 0"
+    if _in_unit_variables(diff) == 0:
+        return True, f"0 after {UNIT_CHANGE}, expand_log and simplify"
     # a probe may refute, never accept: equal at a few points is not a proof
     return None, f"equal at {points} random points, but simplify did not reach 0 ({UNPROVED})"
 
