@@ -298,6 +298,32 @@ def test_logs_split_only_over_the_schedules_unit_interval():
     assert printed_match.equal(sp.log((1 - a) * (1 - ab)), off)[0] is False
 
 
+@pytest.mark.eq(85, 125, 143, 21)
+def test_a_closed_form_matches_a_line_no_step_is_numbered_with(monkeypatch):
+    """Eqs. (85), (125), (143) have no numbered step; the closed forms var_q,
+    mu_theta_from_eps, mu_theta_from_score (each proved equal to a derivation line) are the
+    printed right sides. Scaled by 1.001 they match nothing, and a closed form of another
+    quantity (eq. (21)'s KL, beside the printed prior p(z) = N(0, I)) is no finding: None."""
+    import dataclasses
+
+    from udm import printed_match
+
+    for n in (85, 125, 143):
+        result = printed_match.match(n)
+        assert result.printed_match is True and "closed form" in result.reason, (n, result)
+    assert printed_match.match(21).printed_match is None
+    built = printed_match._build
+
+    def scaled(module, name):
+        d = built(module, name)
+        forms = tuple(dataclasses.replace(cf, expr=cf.expr * 1.001) for cf in d.results)
+        return dataclasses.replace(d, results=forms)
+
+    monkeypatch.setattr(printed_match, "_build", scaled)
+    for n in (85, 125, 143):
+        assert printed_match.match(n).printed_match is None, n
+
+
 def test_a_probe_never_accepts_a_match(monkeypatch):
     """Equal at every random point but not proved equal (simplify disabled here) is no match:
     the verdict is None, never True. A probe only refutes."""

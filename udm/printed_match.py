@@ -41,6 +41,7 @@ from udm import catalog, chain_family, registry
 from udm import latex_reader as reader
 from udm.derivations import symbols as S
 from udm.derivations._stable import elementary
+from udm.derivations.core import Step
 
 a, ab, abp = S.alpha_t, S.alpha_bar_t, S.alpha_bar_prev
 CLOSED_FORMS = {
@@ -382,7 +383,7 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
         return Match(number, None, f"the paper's line is not read: {parsed.reason}")
     lines = derivation_lines(number)
     if not lines:
-        return Match(number, None, "no derivation step is numbered with this equation")
+        return _by_closed_form(number, parsed)
     result = _compare(number, parsed, lines)
     erratum = getattr(catalog.get(number), "erratum", None)
     if result.printed_match is True or not erratum:
@@ -397,6 +398,27 @@ def match(number: int, parsed: reader.ParsedLine | None = None) -> Match:
         f"({erratum['reason']}), not the printed line ({result.reason})",
         result.derivation,
     )
+
+
+NO_STEP = "no derivation step is numbered with this equation"
+
+
+def _by_closed_form(number: int, parsed: reader.ParsedLine) -> Match:
+    """With no step numbered N: a closed form that cites N (and that `udm verify` proves equal
+    to a line of its derivation) compared with the paper's right side. Only a proved equality
+    counts: a closed form may compute another quantity of the same equation (eq. (21)'s KL
+    for its prior), so a difference is no finding and the verdict stays None."""
+    for impl in registry.index()[number].implementations["derivations"]:
+        derivation = _build(*impl.path.rsplit(".", 1))
+        for cf in derivation.results:
+            if number not in cf.equations:
+                continue
+            line = [(impl.path, derivation, Step(elementary(cf.expr), "algebra", eq=number))]
+            result = _compare(number, parsed, line)
+            if result.printed_match is True:
+                how = f"closed form {cf.name}, proved equal to line {cf.line!r} of its derivation"
+                return Match(number, True, f"{result.reason} ({how}; {NO_STEP})", impl.path)
+    return Match(number, None, f"{NO_STEP}, and no closed form citing it states the printed line")
 
 
 def _compare(number: int, parsed: reader.ParsedLine, lines) -> Match:
