@@ -1,8 +1,9 @@
 """Conventions, inference grids and `step()` of a diffusers DDPM / DDIM scheduler, against
 ours: x_0_hat from the prediction (eqs. (69), (115)-(116): `udm.torch_impl.interpretations`),
-the posterior mean and variance (eqs. (84), (85), (94): `udm.torch_impl.vdm`) at the 50-digit
-schedule, in float64; DDIM (Song et al. 2021, not in the paper) written from the same
-quantities."""
+then our steps at the 50-digit schedule, in float64: the ancestral step through the posterior
+of eqs. (84), (85), (94) (`udm.torch_impl.sampling.ancestral_step`, with iDDPM's interpolated
+variance for learned_range) and DDIM's step (Song et al. 2021, not in the paper:
+`udm.torch_impl.sampling.ddim_step`). No step formula is written here."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import torch
 
 from udm.audit import truth
 from udm.audit.schedule import Finding, _fresh
+from udm.torch_impl import iddpm, vdm
 from udm.torch_impl import interpretations as I
-from udm.torch_impl import vdm
+from udm.torch_impl import sampling as S
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 DDPM_VARIANCES = (
@@ -194,33 +196,34 @@ def _x0_eps(pt: str, model_output, x_t, ab):
     )
 
 
+def _log(level: float) -> torch.Tensor:
+    return torch.tensor(math.log(level), dtype=torch.float64)
+
+
 def _ours_ddpm(pt, vt, model_output, x_t, i, ab_table, z, var_pred=None):
-    """Our ancestral step from diffusers timestep i (t = i + 1) to i - 1, float64."""
-    ab = torch.tensor(float(ab_table[i]), dtype=torch.float64)
-    abp = torch.tensor(float(ab_table[i - 1]) if i > 0 else 1.0, dtype=torch.float64)
-    alpha = ab / abp
-    x0, _ = _x0_eps(pt, model_output, x_t, ab)
-    mean = vdm.mu_q(x_t=x_t, x_0=x0, alpha_t=alpha, alpha_bar_t=ab, alpha_bar_prev=abp)
+    """Our ancestral step from diffusers timestep i (t = i + 1) to i - 1, float64: the
+    posterior of eqs. (84), (85) (`udm.torch_impl.sampling.ancestral_step`), with iDDPM's
+    interpolated variance (iddpm.15) for learned_range."""
+    lab_t, lab_s = _log(ab_table[i]), _log(ab_table[i - 1]) if i > 0 else _log(1.0)
+    x0, _ = _x0_eps(pt, model_output, x_t, torch.tensor(float(ab_table[i]), dtype=torch.float64))
+    levels = {"x_t": x_t, "x_0_hat": x0, "log_alpha_bar_t": lab_t, "log_alpha_bar_s": lab_s}
     if i == 0:
-        return mean
-    beta = 1 - alpha
-    var = vdm.var_q(alpha_t=alpha, alpha_bar_t=ab, alpha_bar_prev=abp)
-    if vt in ("fixed_small", "fixed_small_log"):
-        std = var.sqrt()
-    elif vt in ("fixed_large", "fixed_large_log"):
-        std = beta.sqrt()
-    else:  # learned_range, improved DDPM eq. (15): interpolate log var_q and log beta_t
-        frac = (var_pred + 1) / 2
-        std = torch.exp(0.5 * (frac * torch.log(beta) + (1 - frac) * torch.log(var)))
-    return mean + std * z
+        return S.ancestral_step(**levels)  # the last step: the mean
+    if vt != "learned_range":
+        variance = "small" if vt in ("fixed_small", "fixed_small_log") else "large"
+        return S.ancestral_step(**levels, noise=z, variance=variance)
+    beta = -torch.expm1(lab_t - lab_s)  # the step's beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}
+    var_q = vdm.posterior_coefficients(log_alpha_bar_t=lab_t, log_alpha_bar_prev=lab_s)["var_q"]
+    var = iddpm.interpolated_variance(v_interp=(var_pred + 1) / 2, beta_t=beta, var_q=var_q)
+    return S.ancestral_step(**levels) + var.sqrt() * z
 
 
 def _ours_ddim(pt, eta, model_output, x_t, ab_t, ab_s, z):
+    """Our DDIM step (ddim.12, sigma_t(eta) of ddim.16: `udm.torch_impl.sampling.ddim_step`)."""
     x0, eps = _x0_eps(pt, model_output, x_t, torch.tensor(ab_t, dtype=torch.float64))
-    var = (1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)
-    sigma2 = eta**2 * var
-    out = math.sqrt(ab_s) * x0 + math.sqrt(max(1 - ab_s - sigma2, 0.0)) * eps
-    return out + math.sqrt(sigma2) * z if eta > 0 else out
+    levels = {"log_alpha_bar_t": _log(ab_t), "log_alpha_bar_s": _log(ab_s)}
+    noise = z if eta > 0 else None
+    return S.ddim_step(x_0_hat=x0, eps_hat=eps, **levels, eta=eta, noise=noise)
 
 
 def _pick_timesteps(T: int, rng: np.random.Generator) -> list[int]:
