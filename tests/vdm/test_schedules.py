@@ -448,6 +448,35 @@ def test_loss_weights_in_log_form_torch_vs_generated_vs_mpmath(device, levels, b
                 assert abs(got - want) <= 8 * F64_EPS * want, (key, layer, got, want)
 
 
+_WEIGHT_ARGS = {
+    "x_0": ("beta_t", "log_alpha_bar_t", "log_alpha_bar_prev"),
+    "eps": ("beta_t", "log_alpha_bar_prev"),
+    "score": ("beta_t", "log_alpha_bar_t", "log_alpha_bar_prev"),
+}
+_BAD_LEVELS = [
+    ("beta_t", 1.5),
+    ("beta_t", 0.0),
+    ("log_alpha_bar_prev", 0.1),
+    ("log_alpha_bar_t", 0.0),
+    ("log_alpha_bar_t", math.nan),
+]
+
+
+@pytest.mark.eq(99, 130, 148)
+@pytest.mark.parametrize("layer", [ref, tim], ids=["reference", "torch"])
+@pytest.mark.parametrize(
+    "key, name, value",
+    [(k, n, v) for k, names in _WEIGHT_ARGS.items() for n, v in _BAD_LEVELS if n in names],
+)
+def test_loss_weights_in_log_form_refuse_bad_input_by_name(layer, key, name, value):
+    args = {"beta_t": 0.01, "log_alpha_bar_t": -0.5, "log_alpha_bar_prev": -0.4}
+    args = {n: args[n] for n in _WEIGHT_ARGS[key]} | {name: value}
+    if layer is tim:
+        args = {k: torch.tensor(v, dtype=torch.float64) for k, v in args.items()}
+    with pytest.raises(ValueError, match=name):
+        getattr(layer, f"{key}_loss_weight_from_log_alpha_bars")(**args)
+
+
 @pytest.mark.eq(99, 130, 148)
 @pytest.mark.parametrize("name", ["linear", "cosine"])
 def test_schedule_loss_weights_are_the_papers_in_50_digits(name):
