@@ -318,6 +318,7 @@ def index() -> dict[int | str, EquationRecord]:
     sources (each file parsed only when its content changed: udm/_source_cache.py)."""
     records = {n: EquationRecord(n) for n in catalog.load_all()}
     cache = SourceCache(repo_root())
+    scan_register, scan_marks = _scan("register"), _scan("mark.eq")
     for layer in LAYERS:
         root = _layer_dir(layer)
         if root is None:
@@ -325,7 +326,7 @@ def index() -> dict[int | str, EquationRecord]:
         for file in sorted(root.rglob("*.py")):
             module = ".".join(("udm", layer, *file.relative_to(root).with_suffix("").parts))
             module = module.removesuffix(".__init__")
-            for qualname, line, numbers, status in cache.get("register", file, _scan("register")):
+            for qualname, line, numbers, status in cache.get("register", file, scan_register):
                 impl = Implementation(f"{module}.{qualname}", _rel(file), line, layer, status)
                 for n in numbers:
                     if n in records:
@@ -333,7 +334,7 @@ def index() -> dict[int | str, EquationRecord]:
     tests_dir = repo_root() / "tests"
     if tests_dir.is_dir():
         for file in sorted(tests_dir.rglob("test_*.py")):
-            for qualname, _, numbers, _ in cache.get("mark.eq", file, _scan("mark.eq")):
+            for qualname, _, numbers, _ in cache.get("mark.eq", file, scan_marks):
                 node_id = f"{_rel(file)}::{qualname.replace('.', '::')}"
                 for n in numbers:
                     if n in records and node_id not in records[n].tests:
